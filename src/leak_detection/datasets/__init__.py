@@ -1,0 +1,6 @@
+"""Kedro datasets of the leak-detection project."""
+
+from .mel_feature_store_dataset import MelFeatureStoreDataset
+from .recordings_dataset import RecordingCollection, RecordingsDataset
+
+__all__ = ["MelFeatureStoreDataset", "RecordingCollection", "RecordingsDataset"]

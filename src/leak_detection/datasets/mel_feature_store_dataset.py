@@ -1,0 +1,437 @@
+"""``MelFeatureStoreDataset`` loads/saves a ``MelFeatureStore`` from/to one HDF5 file
+on the local filesystem, using h5py.
+
+The file holds the ragged layout (``format_version`` 2): one flat array of long
+segments plus CSR-style ``file_offsets``. Stores of the replaced system's fixed-shape
+layout (``/segments_mel`` ``[N, L, S, M, T]`` + ``labels_json``) are read too and
+converted to the ragged form, so existing stores train without re-extraction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path
+
+from leak_detection.feature_store import FORMAT_VERSION, MelFeatureStore
+
+logger = logging.getLogger(__name__)
+
+_BUILD_HINT = "it is built by `kedro run --pipelines data_indexing`"
+_SEGMENT_DTYPES = ("float16", "float32")
+_COMPRESSIONS = (None, "gzip", "lzf")
+# HDF5 refuses chunks of 4 GiB or more.
+_MAX_CHUNK_BYTES = 2**32 - 1
+
+_RAGGED_DATASETS = ("segments_mel", "file_offsets", "labels", "file_ids", "groups")
+_RAGGED_ATTRS = (
+    "label_names",
+    "feature_config",
+    "created_at_utc",
+    "source_fingerprint",
+    "format_version",
+)
+
+
+class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
+    """``MelFeatureStoreDataset`` loads/saves a ``MelFeatureStore`` from/to an HDF5
+    file on the local filesystem (h5py needs a real file, so no remote protocols).
+
+    Saving writes a temporary file next to the target and renames it into place, so a
+    failed or interrupted save never leaves a half-written store behind and never
+    touches a store already at the target. Loading checks that the parts of the store
+    agree (offsets, labels, ids) and refuses an inconsistent file.
+
+    Examples:
+        Using the [YAML API](https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/):
+
+        ```yaml
+        mel_features:
+          type: leak_detection.datasets.MelFeatureStoreDataset
+          filepath: data/04_feature/mel_features.h5
+          save_args:
+            dtype: float16
+            compression: gzip
+            chunk_long_segments: 4096
+        ```
+
+        Using the [Python API](https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/):
+
+        >>> import numpy as np
+        >>> from leak_detection.datasets import MelFeatureStoreDataset
+        >>> from leak_detection.feature_store import MelFeatureStore
+        >>>
+        >>> store = MelFeatureStore(
+        ...     segments_mel=np.zeros((3, 2, 8, 5), dtype=np.float32),
+        ...     file_offsets=[0, 1, 3],
+        ...     labels=[0, 1],
+        ...     file_ids=["a.wav", "b.wav"],
+        ...     groups=["site1", "site2"],
+        ...     label_names=["no_leak", "leak"],
+        ... )
+        >>> dataset = MelFeatureStoreDataset(filepath=tmp_path / "mel_features.h5")
+        >>> dataset.save(store)
+        >>> reloaded = dataset.load()
+        >>> assert reloaded.file_ids == store.file_ids
+        >>> assert np.array_equal(reloaded.file_offsets, store.file_offsets)
+
+    """
+
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {
+        "dtype": "float16",
+        "compression": None,
+        "chunk_long_segments": 4096,
+    }
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {"dtype": "float32"}
+    _OPTIONAL_SAVE_ARGS = ("compression_opts",)
+
+    def __init__(
+        self,
+        *,
+        filepath: str | os.PathLike,
+        save_args: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Creates a new instance of ``MelFeatureStoreDataset`` pointing to an HDF5 file.
+
+        Args:
+            filepath: Path to the HDF5 file on the local filesystem (optionally
+                prefixed with ``file://``). Other protocols are refused.
+            save_args: ``dtype`` of the stored segments (``"float16"``, the default,
+                or ``"float32"``); ``compression`` (``None``, ``"gzip"`` or ``"lzf"``)
+                with optional ``compression_opts`` (gzip level); and
+                ``chunk_long_segments``, the rows per HDF5 chunk along the long-segment
+                axis, which is also the number of rows converted and written at a time.
+            load_args: ``dtype`` of the loaded segments, ``"float32"`` (the default)
+                or ``"float16"`` (halves memory, keeps the stored precision).
+            metadata: Any arbitrary metadata.
+                This is ignored by Kedro, but may be consumed by users or external plugins.
+
+        Raises:
+            DatasetError: When the protocol is not local or an argument is invalid.
+        """
+        protocol, path = get_protocol_and_path(filepath)
+        if protocol != "file":
+            raise DatasetError(
+                f"MelFeatureStoreDataset only supports the local filesystem (h5py needs "
+                f"a real file); got protocol '{protocol}' for '{filepath}'."
+            )
+        self._protocol = protocol
+        self._filepath = Path(path)
+        self.metadata = metadata
+
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **deepcopy(save_args or {})}
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **deepcopy(load_args or {})}
+        _check_keys(
+            "save_args",
+            self._save_args,
+            (*self.DEFAULT_SAVE_ARGS, *self._OPTIONAL_SAVE_ARGS),
+        )
+        _check_keys("load_args", self._load_args, tuple(self.DEFAULT_LOAD_ARGS))
+        self._save_args["dtype"] = _check_dtype("save_args", self._save_args["dtype"])
+        self._load_args["dtype"] = _check_dtype("load_args", self._load_args["dtype"])
+
+        chunk = self._save_args["chunk_long_segments"]
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise DatasetError(
+                f"save_args 'chunk_long_segments' must be a positive integer; got {chunk!r}."
+            )
+        if self._save_args["compression"] not in _COMPRESSIONS:
+            raise DatasetError(
+                f"save_args 'compression' must be one of {list(_COMPRESSIONS)}; "
+                f"got {self._save_args['compression']!r}."
+            )
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": str(self._filepath),
+            "protocol": self._protocol,
+            "save_args": self._save_args,
+            "load_args": self._load_args,
+        }
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def load(self) -> MelFeatureStore:
+        path = self._filepath
+        if not path.is_file():
+            raise DatasetError(
+                f"The mel feature store does not exist at {path}; {_BUILD_HINT}."
+            )
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise DatasetError(
+                f"Could not open the mel feature store at {path} as HDF5: {exc}"
+            ) from exc
+        with h5:
+            version = h5.attrs.get("format_version")
+            if version is not None and int(version) > FORMAT_VERSION:
+                raise DatasetError(
+                    f"The mel feature store at {path} has format_version {int(version)}, "
+                    f"newer than this code reads ({FORMAT_VERSION}); update the code "
+                    f"or rebuild the store ({_BUILD_HINT})."
+                )
+            if "file_offsets" in h5 or (version is not None and int(version) >= 2):
+                parts = self._read_ragged(h5)
+            elif "segments_mel" in h5 and h5["segments_mel"].ndim == 5:
+                parts = self._read_legacy(h5)
+            else:
+                raise DatasetError(
+                    f"The mel feature store at {path} has neither the ragged layout "
+                    f"(/file_offsets with a 4-axis /segments_mel) nor the legacy layout "
+                    f"(a 5-axis /segments_mel); datasets present: {sorted(h5)}."
+                )
+        try:
+            return MelFeatureStore(**parts)
+        except ValueError as exc:
+            raise DatasetError(
+                f"The mel feature store at {path} is inconsistent: {exc}"
+            ) from exc
+
+    def save(self, data: MelFeatureStore) -> None:
+        path = self._filepath
+        if not isinstance(data, MelFeatureStore):
+            raise DatasetError(
+                f"MelFeatureStoreDataset at {path} can only save a MelFeatureStore; "
+                f"got {type(data).__name__}."
+            )
+        try:
+            # The dataclass checks itself on construction; check again in case it was
+            # modified since, so a store that would be refused on load is never written.
+            data.validate()
+        except ValueError as exc:
+            raise DatasetError(f"Refusing to save to {path}: {exc}") from exc
+
+        tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # "x": never clobber another writer's temporary file.
+            with h5py.File(tmp_path, "x") as h5:
+                self._write(h5, data)
+            _fsync_file(tmp_path)
+            os.replace(tmp_path, path)
+        except BaseException as exc:
+            try:
+                tmp_path.unlink(missing_ok=True)
+            except OSError:  # pragma: no cover - best effort cleanup
+                logger.warning("Could not remove temporary file %s", tmp_path)
+            if isinstance(exc, Exception):
+                raise DatasetError(
+                    f"Failed to save the mel feature store to {path}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            raise
+        _fsync_dir(path.parent)
+
+    def _write(self, h5: h5py.File, data: MelFeatureStore) -> None:
+        dtype = np.dtype(self._save_args["dtype"])
+        segments = data.segments_mel
+        total = segments.shape[0]
+        if segments.size == 0:
+            # HDF5 chunks must be non-empty; an empty store needs no chunking.
+            ds = h5.create_dataset("segments_mel", shape=segments.shape, dtype=dtype)
+            rows = 1
+        else:
+            row_bytes = dtype.itemsize * int(np.prod(segments.shape[1:]))
+            rows = min(
+                self._save_args["chunk_long_segments"],
+                total,
+                max(1, _MAX_CHUNK_BYTES // row_bytes),
+            )
+            ds = h5.create_dataset(
+                "segments_mel",
+                shape=segments.shape,
+                dtype=dtype,
+                chunks=(rows, *segments.shape[1:]),
+                compression=self._save_args["compression"],
+                compression_opts=self._save_args.get("compression_opts"),
+            )
+        # Slab by slab, so the dtype conversion never holds a second full copy.
+        for start in range(0, total, rows):
+            ds[start : start + rows] = np.asarray(segments[start : start + rows], dtype=dtype)
+
+        h5.create_dataset("file_offsets", data=np.asarray(data.file_offsets, dtype=np.int64))
+        h5.create_dataset("labels", data=np.asarray(data.labels, dtype=np.int64))
+        _write_strings(h5, "file_ids", data.file_ids)
+        _write_strings(h5, "groups", data.groups)
+        h5.create_dataset("durations_s", data=np.asarray(data.durations_s, dtype=np.float64))
+        h5.create_dataset("sample_rates", data=np.asarray(data.sample_rates, dtype=np.int64))
+
+        h5.attrs["label_names"] = json.dumps(list(data.label_names), ensure_ascii=False)
+        h5.attrs["feature_config"] = json.dumps(
+            data.feature_config, ensure_ascii=False, default=_json_default
+        )
+        h5.attrs["created_at_utc"] = str(data.created_at_utc)
+        h5.attrs["source_fingerprint"] = str(data.source_fingerprint)
+        h5.attrs["format_version"] = int(FORMAT_VERSION)
+
+    def _read_ragged(self, h5: h5py.File) -> dict[str, Any]:
+        path = self._filepath
+        missing = [f"/{name}" for name in _RAGGED_DATASETS if name not in h5]
+        missing += [f"attribute '{name}'" for name in _RAGGED_ATTRS if name not in h5.attrs]
+        if missing:
+            raise DatasetError(
+                f"The mel feature store at {path} is missing {', '.join(missing)}; "
+                f"rebuild it ({_BUILD_HINT})."
+            )
+        return {
+            "segments_mel": self._read_segments(h5["segments_mel"]),
+            "file_offsets": h5["file_offsets"][...],
+            "labels": h5["labels"][...],
+            "file_ids": _read_strings(h5["file_ids"]),
+            "groups": _read_strings(h5["groups"]),
+            # Per-file source facts; stores written before they existed derive them.
+            "durations_s": h5["durations_s"][...] if "durations_s" in h5 else None,
+            "sample_rates": h5["sample_rates"][...] if "sample_rates" in h5 else None,
+            "label_names": _json_attr(h5, "label_names", path, list),
+            "feature_config": _json_attr(h5, "feature_config", path, dict),
+            "source_fingerprint": _str_attr(h5.attrs["source_fingerprint"]),
+            "created_at_utc": _str_attr(h5.attrs["created_at_utc"]),
+        }
+
+    def _read_legacy(self, h5: h5py.File) -> dict[str, Any]:
+        path = self._filepath
+        names_attr = next((a for a in ("labels_json", "label_names") if a in h5.attrs), None)
+        missing = [] if "labels" in h5 else ["/labels"]
+        if names_attr is None:
+            missing.append("attribute 'labels_json'")
+        if missing:
+            raise DatasetError(
+                f"The legacy (fixed-shape) mel feature store at {path} is missing "
+                f"{', '.join(missing)}."
+            )
+        seg_ds = h5["segments_mel"]
+        n_files, per_file = seg_ds.shape[:2]
+        segments = self._read_segments(seg_ds).reshape(n_files * per_file, *seg_ds.shape[2:])
+        file_ids = (
+            _read_strings(h5["file_ids"])
+            if "file_ids" in h5
+            else [f"file_{i:05d}" for i in range(n_files)]
+        )
+        groups = _read_strings(h5["groups"]) if "groups" in h5 else list(file_ids)
+        feature_config = (
+            _json_attr(h5, "feature_config", path, dict) if "feature_config" in h5.attrs else {}
+        )
+        logger.info(
+            "Read a legacy fixed-shape mel feature store at %s (%d files x %d long "
+            "segments); converted it to the ragged layout in memory.",
+            path,
+            n_files,
+            per_file,
+        )
+        return {
+            "segments_mel": segments,
+            "file_offsets": np.arange(n_files + 1, dtype=np.int64) * per_file,
+            "labels": h5["labels"][...],
+            "file_ids": file_ids,
+            "groups": groups,
+            "label_names": _json_attr(h5, names_attr, path, list),
+            "feature_config": feature_config,
+            "source_fingerprint": _str_attr(h5.attrs.get("source_fingerprint", "")),
+            "created_at_utc": _str_attr(h5.attrs.get("created_at_utc", "")),
+        }
+
+    def _read_segments(self, ds: h5py.Dataset) -> np.ndarray:
+        # One read, converted by HDF5 on the way in: no per-row loop and no
+        # intermediate float16 copy.
+        return ds.astype(np.dtype(self._load_args["dtype"]))[...]
+
+
+def _check_keys(kind: str, args: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise DatasetError(
+            f"Unknown {kind} key(s) {unknown} for MelFeatureStoreDataset; "
+            f"allowed: {list(allowed)}."
+        )
+
+
+def _check_dtype(kind: str, value: Any) -> str:
+    try:
+        name = np.dtype(value).name
+    except TypeError:
+        name = None
+    if name not in _SEGMENT_DTYPES:
+        raise DatasetError(
+            f"{kind} 'dtype' must be one of {list(_SEGMENT_DTYPES)}; got {value!r}."
+        )
+    return name
+
+
+def _write_strings(h5: h5py.File, name: str, values: list[str]) -> None:
+    h5.create_dataset(
+        name,
+        data=np.array([str(v) for v in values], dtype=object),
+        dtype=h5py.string_dtype(encoding="utf-8"),
+    )
+
+
+def _read_strings(ds: h5py.Dataset) -> list[str]:
+    return [_str_attr(v) for v in ds[...].tolist()]
+
+
+def _str_attr(value: Any) -> str:
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8")
+    return str(value)
+
+
+def _json_attr(h5: h5py.File, name: str, path: Path, expected: type) -> Any:
+    raw = h5.attrs[name]
+    if isinstance(raw, np.ndarray):  # a list of names stored as an array attribute
+        value: Any = [_str_attr(v) for v in raw.tolist()]
+    else:
+        try:
+            value = json.loads(_str_attr(raw))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(
+                f"Attribute '{name}' of the mel feature store at {path} is not valid "
+                f"JSON: {exc}"
+            ) from exc
+    if not isinstance(value, expected):
+        raise DatasetError(
+            f"Attribute '{name}' of the mel feature store at {path} should hold a JSON "
+            f"{'list' if expected is list else 'object'}; got {type(value).__name__}."
+        )
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"feature_config value {value!r} is not JSON serialisable")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the rename durable; best effort (not possible on every platform)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,50 @@
+"""Project hooks: make the built-in demo recordings appear on first use.
+
+The main job must run right after install with nothing to fetch, so when a run
+reads the default recordings folder and the demo set is not there yet, it is
+generated (deterministically) before the pipeline starts. A user's own folder,
+given with ``--params recordings_dir=PATH``, is never written to.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from leak_detection.demo_recordings import demo_is_complete, generate_demo_recordings
+
+logger = logging.getLogger(__name__)
+
+
+class DemoRecordingsHook:
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        if "recordings" not in pipeline.inputs():
+            return
+        demo = dict(catalog.load("parameters").get("demo_recordings") or {})
+        demo_dir = Path(demo.pop("path"))
+        recordings_dir = Path(catalog["recordings"].path)
+        if recordings_dir.resolve() != demo_dir.resolve() or demo_is_complete(demo_dir):
+            return
+        logger.info("Generating the built-in demo recordings in %s (first run only)", demo_dir)
+        generate_demo_recordings(demo_dir, overwrite=demo_dir.exists(), **demo)
+
+
+class FeatureStoreGuardHook:
+    """Refuse to overwrite a feature store the user named to train from."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        named = (run_params.get("runtime_params") or {}).get("feature_store")
+        if named is None or "mel_features" not in pipeline.all_outputs():
+            return
+        if Path(named).exists():
+            raise ValueError(
+                f"feature_store={named} names an existing store, and this pipeline would "
+                "extract features again and replace it. To train from it, run "
+                "`kedro run --pipelines train_from_store --params feature_store=PATH`; "
+                "to extract into a new store, name a path that does not exist yet."
+            )

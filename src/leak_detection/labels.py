@@ -1,0 +1,94 @@
+"""The one definition of the classes, the raw-label mapping and the per-mode targets.
+
+The replaced code read the leak index of the binary model from the 5-class list and
+so trained a target that was always 0 (SPEC, defects 1 and 3). Here every mode says
+its own output order, and the index of LEAK is looked up in that order, never
+carried over from another one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+CLASS_NAMES: tuple[str, ...] = ("LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL")
+"""The five classes of the multiclass model, in output order (index 0..4)."""
+
+LEAK = "LEAK"
+NOLEAK = "NOLEAK"
+
+MODE_CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "binary": (NOLEAK, LEAK),
+    "multiclass": CLASS_NAMES,
+}
+"""Output order of each mode's model. Binary: LEAK = 1, every other class is NOLEAK."""
+
+
+class LabelError(ValueError):
+    """A recording's label cannot be turned into one of the five classes."""
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODE_CLASS_NAMES:
+        raise ValueError(
+            f"unknown mode {mode!r}: allowed values are {sorted(MODE_CLASS_NAMES)}"
+        )
+    return mode
+
+
+def mode_class_names(mode: str) -> tuple[str, ...]:
+    return MODE_CLASS_NAMES[check_mode(mode)]
+
+
+def leak_output_idx(mode: str) -> int:
+    """Index of LEAK in this mode's model output."""
+    return mode_class_names(mode).index(LEAK)
+
+
+def resolve_label_mapping(
+    raw_labels: Iterable[str], label_mapping: Mapping[str, str]
+) -> dict[str, str]:
+    """Map every raw label name to one of the five classes, or say which cannot be.
+
+    A class name maps to itself; other names must appear in ``label_mapping``.
+    Matching ignores case, because folder names are often typed by hand.
+    """
+    upper_mapping = {str(k).upper(): str(v).upper() for k, v in label_mapping.items()}
+    bad_targets = {k: v for k, v in upper_mapping.items() if v not in CLASS_NAMES}
+    if bad_targets:
+        raise LabelError(
+            f"label_mapping maps to names that are not classes: {bad_targets}; "
+            f"targets must be one of {list(CLASS_NAMES)}"
+        )
+    resolved: dict[str, str] = {}
+    unmapped: list[str] = []
+    for raw in sorted(set(raw_labels)):
+        key = str(raw).upper()
+        if key in upper_mapping:
+            resolved[raw] = upper_mapping[key]
+        elif key in CLASS_NAMES:
+            resolved[raw] = key
+        else:
+            unmapped.append(raw)
+    if unmapped:
+        raise LabelError(
+            f"recording labels {unmapped} are not classes and have no entry in the "
+            f"label_mapping parameter. Labels found: {sorted(set(raw_labels))}. "
+            f"Classes: {list(CLASS_NAMES)}. Current label_mapping: {dict(label_mapping)}. "
+            "Add the missing names to label_mapping in conf/base/parameters_data_indexing.yml "
+            "(for example `CRACK: LEAK`)."
+        )
+    return resolved
+
+
+def mode_targets(class_labels: Iterable[str], mode: str) -> np.ndarray:
+    """Targets in ``mode``'s output order for 5-class label names."""
+    names = mode_class_names(mode)
+    labels = list(class_labels)
+    unknown = sorted(set(labels) - set(CLASS_NAMES))
+    if unknown:
+        raise LabelError(f"labels {unknown} are not among the classes {list(CLASS_NAMES)}")
+    if mode == "binary":
+        return np.array([int(lab == LEAK) for lab in labels], dtype=np.int64)
+    return np.array([names.index(lab) for lab in labels], dtype=np.int64)

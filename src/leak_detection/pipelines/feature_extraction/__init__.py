@@ -1,0 +1,5 @@
+"""Mode-independent feature extraction, shared by both modes."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

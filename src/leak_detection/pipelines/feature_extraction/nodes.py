@@ -1,0 +1,152 @@
+"""Mode-independent work: label, read, check and featurise every recording once.
+
+Both modes train on the same features and the same split, so that the comparison of
+binary against multiclass is made on the same test files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from leak_detection.datasets.recordings_dataset import RecordingCollection
+from leak_detection.feature_store import MelFeatureStore
+from leak_detection.front_end import FrontEndConfig, recording_features, rejection_reason
+from leak_detection.labels import CLASS_NAMES, resolve_label_mapping
+from leak_detection.splits import assign_splits
+
+logger = logging.getLogger(__name__)
+
+REJECTED_COLUMNS = ["file_id", "raw_label", "reason"]
+
+
+class BadRecordingError(RuntimeError):
+    """A recording failed a check while ``extraction.strict`` is on."""
+
+
+def label_recordings(recordings: RecordingCollection, label_mapping: dict[str, str] | None) -> pd.DataFrame:
+    """The recordings table with each raw label turned into one of the five classes.
+
+    Runs before any audio is read, so an unmapped label stops the run at once.
+    """
+    table = recordings.table.copy()
+    if table.empty:
+        raise ValueError(
+            f"no recordings found in {recordings.root}: expected audio files laid out "
+            "<dir>/<LABEL>/**/<file>.wav or listed in a manifest"
+        )
+    mapping = resolve_label_mapping(table["raw_label"], label_mapping or {})
+    table["label"] = table["raw_label"].map(mapping)
+    counts = table["label"].value_counts().reindex(CLASS_NAMES, fill_value=0)
+    logger.info("Recordings per class: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return table
+
+
+def source_fingerprint(labelled: pd.DataFrame) -> str:
+    """Hash over file ids, sizes and mtimes: changes when any source file does."""
+    digest = hashlib.sha256()
+    for row in labelled.sort_values("file_id").itertuples(index=False):
+        digest.update(f"{row.file_id}\0{row.size_bytes}\0{row.mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def extract_features(
+    recordings: RecordingCollection,
+    labelled: pd.DataFrame,
+    front_end: dict[str, Any],
+    extraction: dict[str, Any],
+) -> tuple[MelFeatureStore, pd.DataFrame]:
+    """Features of every usable recording, and the report of those that are not.
+
+    A bad recording (unreadable, empty, too short, non-finite, silent) is listed
+    with its reason and the run goes on; with ``extraction.strict`` the first one
+    stops the run instead.
+    """
+    config = FrontEndConfig.from_params(front_end)
+    strict = bool(extraction.get("strict", False))
+    rejected = [
+        {"file_id": fid, "raw_label": "", "reason": reason} for fid, reason in recordings.unusable
+    ]
+    if strict and rejected:
+        raise BadRecordingError(f"{rejected[0]['file_id']}: {rejected[0]['reason']}")
+    features, kept, durations, rates = [], [], [], []
+    audio_seconds = 0.0
+    started = time.perf_counter()
+    progress = tqdm(labelled.itertuples(index=False), total=len(labelled), desc="Extracting features", unit="file")
+    for row in progress:
+        try:
+            samples, rate = recordings.read(row.file_id)
+            reason = rejection_reason(samples, rate, config)
+        except Exception as exc:  # noqa: BLE001 - every decoder failure is "unreadable"
+            samples, rate, reason = None, 0, f"unreadable: {type(exc).__name__}: {exc}"
+        if reason is not None:
+            if strict:
+                raise BadRecordingError(f"{row.file_id}: {reason} (extraction.strict is on)")
+            rejected.append({"file_id": row.file_id, "raw_label": row.raw_label, "reason": reason})
+            continue
+        features.append(recording_features(samples, rate, config))
+        kept.append(row)
+        durations.append(samples.shape[0] / rate)
+        rates.append(rate)
+        audio_seconds += durations[-1]
+    elapsed = time.perf_counter() - started
+    if not kept:
+        raise ValueError(
+            f"none of the {len(labelled)} recordings in {recordings.root} could be used; "
+            "see the reasons in the rejected-recordings report"
+        )
+    kept_table = pd.DataFrame(kept)
+    store = MelFeatureStore(
+        segments_mel=np.concatenate(features, axis=0),
+        file_offsets=np.concatenate([[0], np.cumsum([f.shape[0] for f in features])]),
+        labels=np.array([CLASS_NAMES.index(lab) for lab in kept_table["label"]]),
+        file_ids=list(kept_table["file_id"]),
+        groups=list(kept_table["group"]),
+        label_names=list(CLASS_NAMES),
+        feature_config=config.to_dict(),
+        source_fingerprint=source_fingerprint(kept_table),
+        created_at_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+        durations_s=np.array(durations),
+        sample_rates=np.array(rates),
+    )
+    logger.info(
+        "Extracted %d long segments from %d recordings (%.0f s of audio) in %.1f s: %.0fx real time",
+        store.n_long_segments, store.n_files, audio_seconds, elapsed, audio_seconds / max(elapsed, 1e-9),
+    )
+    if rejected:
+        logger.warning(
+            "Rejected %d of %d recordings; reasons in the rejected-recordings report",
+            len(rejected), len(labelled) + len(recordings.unusable),
+        )
+    else:
+        logger.info("Rejected 0 recordings")
+    return store, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def index_recordings(mel_features: MelFeatureStore, splits: dict[str, Any]) -> pd.DataFrame:
+    """One row per featurised recording, with its split.
+
+    Built from the store alone, so a store made elsewhere can be trained from.
+    """
+    label_names = mel_features.label_names
+    index = pd.DataFrame(
+        {
+            "file_id": mel_features.file_ids,
+            "label": [label_names[i] for i in mel_features.labels],
+            "group": mel_features.groups,
+            "duration_s": mel_features.durations_s,
+            "sample_rate": mel_features.sample_rates,
+            "n_long_segments": mel_features.long_segments_per_file(),
+        }
+    )
+    index["split"] = assign_splits(index["label"], index["group"], splits["ratios"], int(splits["seed"]))
+    summary = pd.crosstab(index["label"], index["split"]).reindex(columns=["train", "validation", "test"], fill_value=0)
+    logger.info("Files per class and split:\n%s", summary.to_string())
+    return index

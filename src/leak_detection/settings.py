@@ -1,0 +1,10 @@
+"""Project settings; see https://docs.kedro.org/en/stable/configure/configuration_basics/."""
+
+from leak_detection.hooks import DemoRecordingsHook, FeatureStoreGuardHook
+
+HOOKS = (DemoRecordingsHook(), FeatureStoreGuardHook())
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}

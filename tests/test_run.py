@@ -1,0 +1,75 @@
+"""Whole-project runs through a KedroSession, in a throw-away copy of the project.
+
+The copy keeps the user's own data/ untouched: catalog paths resolve inside it.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from leak_detection.datasets import MelFeatureStoreDataset
+from leak_detection.demo_recordings import generate_demo_recordings
+from leak_detection.pipeline_registry import register_pipelines
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    shutil.copy(PROJECT / "pyproject.toml", root / "pyproject.toml")
+    bootstrap_project(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recordings") / "tiny"
+    generate_demo_recordings(folder, n_recordings=60, n_sites=3, sensors_per_site=4, max_duration_s=6.0, seed=3)
+    return folder
+
+
+def run(project, pipeline, **runtime_params):
+    with KedroSession.create(project_path=project, runtime_params=runtime_params) as session:
+        return session.run(pipeline_names=[pipeline])
+
+
+def test_data_indexing_builds_the_store_and_both_modes_indexes(project, tiny_recordings):
+    run(project, "data_indexing", recordings_dir=str(tiny_recordings))
+    store = MelFeatureStoreDataset(filepath=str(project / "data/04_feature/mel_features.h5")).load()
+    index = pd.read_csv(project / "data/03_primary/recordings_index.csv")
+    rejected = pd.read_csv(project / "data/08_reporting/rejected_recordings.csv")
+    manifest = pd.read_csv(tiny_recordings / "manifest.csv")
+    assert store.n_files == len(index) == len(manifest) - len(rejected)
+    assert store.segments_mel.shape[1:] == (3, 32, 1)
+    assert (index.groupby("group")["split"].nunique() == 1).all()
+    for mode, n_classes in (("binary", 2), ("multiclass", 5)):
+        summary = json.loads((project / f"data/05_model_input/{mode}/class_summary.json").read_text())
+        assert len(summary["class_names"]) == n_classes
+        targets = pd.read_csv(project / f"data/05_model_input/{mode}/file_targets.csv")
+        assert len(targets) == len(index)
+
+
+def test_a_named_existing_store_is_never_overwritten_by_extraction(project, tiny_recordings):
+    store = project / "data/04_feature/mel_features.h5"
+    before = store.read_bytes()
+    with pytest.raises(ValueError, match="train_from_store"):
+        run(project, "data_indexing", recordings_dir=str(tiny_recordings), feature_store=str(store))
+    assert store.read_bytes() == before
+
+
+def test_both_modes_are_branches_of_one_definition():
+    pipelines = register_pipelines()
+    namespaces = {n.namespace for n in pipelines["data_indexing"].nodes}
+    assert namespaces == {"feature_extraction", "binary.data_indexing", "multiclass.data_indexing"}
+    binary = {n.name.removeprefix("binary.") for n in pipelines["binary"].nodes if n.namespace.startswith("binary")}
+    multi = {n.name.removeprefix("multiclass.") for n in pipelines["multiclass"].nodes if n.namespace.startswith("multiclass")}
+    assert binary == multi
+    assert "feature_extraction.extract_features_node" not in {n.name for n in pipelines["train_from_store"].nodes}
