@@ -4,7 +4,9 @@ The copy keeps the user's own data/ untouched: catalog paths resolve inside it.
 """
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +27,7 @@ def project(tmp_path_factory):
     shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     shutil.copy(PROJECT / "pyproject.toml", root / "pyproject.toml")
+    (root / "src").mkdir()  # the package itself is installed; Kedro wants the folder
     bootstrap_project(root)
     return root
 
@@ -65,6 +68,15 @@ def test_a_named_existing_store_is_never_overwritten_by_extraction(project, tiny
     assert store.read_bytes() == before
 
 
+def test_training_data_can_come_from_a_store_built_elsewhere(project, tmp_path):
+    elsewhere = tmp_path / "built elsewhere.h5"
+    shutil.copy(project / "data/04_feature/mel_features.h5", elsewhere)
+    (project / "data/03_primary/recordings_index.csv").unlink()
+    run(project, "train_from_store", feature_store=str(elsewhere))
+    index = pd.read_csv(project / "data/03_primary/recordings_index.csv")
+    assert list(index["file_id"]) == MelFeatureStoreDataset(filepath=str(elsewhere)).load().file_ids
+
+
 def test_both_modes_are_branches_of_one_definition():
     pipelines = register_pipelines()
     namespaces = {n.namespace for n in pipelines["data_indexing"].nodes}
@@ -73,3 +85,12 @@ def test_both_modes_are_branches_of_one_definition():
     multi = {n.name.removeprefix("multiclass.") for n in pipelines["multiclass"].nodes if n.namespace.startswith("multiclass")}
     assert binary == multi
     assert "feature_extraction.extract_features_node" not in {n.name for n in pipelines["train_from_store"].nodes}
+
+
+def test_viz_shows_each_mode_as_a_modular_pipeline_holding_its_templates(project):
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    subprocess.run(["kedro", "viz", "build"], cwd=project, env=env, check=True, capture_output=True, timeout=300)
+    modular = json.loads((project / "build" / "api" / "main").read_text())["modular_pipelines"]
+    for mode in ("binary", "multiclass"):
+        assert [child["id"] for child in modular[mode]["children"]] == [f"{mode}.data_indexing"]
+    assert "feature_extraction" in modular

@@ -137,7 +137,7 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
         stats = [(root / fid).stat() for fid in table["file_id"]]
         table["size_bytes"] = np.array([s.st_size for s in stats], dtype=np.int64)
         table["mtime_ns"] = np.array([s.st_mtime_ns for s in stats], dtype=np.int64)
-        logger.info(
+        logger.debug(
             "Found %d recordings in %s%s", len(table), root,
             f" (manifest {manifest})" if manifest else "",
         )

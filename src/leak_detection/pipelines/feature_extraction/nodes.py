@@ -45,7 +45,7 @@ def label_recordings(recordings: RecordingCollection, label_mapping: dict[str, s
     mapping = resolve_label_mapping(table["raw_label"], label_mapping or {})
     table["label"] = table["raw_label"].map(mapping)
     counts = table["label"].value_counts().reindex(CLASS_NAMES, fill_value=0)
-    logger.info("Recordings per class: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    logger.info("Found %d recordings in %s; per class: %s", len(table), recordings.root, ", ".join(f"{k} {v}" for k, v in counts.items()))
     return table
 
 
