@@ -1,0 +1,119 @@
+"""LeakCNNMulti: the small CNN that scores one short segment's log-mel column.
+
+The layers are those of the replaced system, so its users' code
+(``LeakCNNMulti(n_classes=2)``, ``load_state_dict``, ``logits, _ = model(x)``) keeps
+working. Unlike it, the input normalisation (per-mel mean and standard deviation of
+the training split) lives in the model as buffers, so a saved state_dict is all a
+deployment needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+POOLED_ROWS = 16
+
+
+class LeakCNNMulti(nn.Module):
+    """``[B, 1, n_mels, n_frames]`` log-mel input to ``(logits, aux_logit_or_None)``.
+
+    Args:
+        n_classes: 2 (binary: ``[NOLEAK, LEAK]``) or 5 (multiclass).
+        n_mels: mel bands of the input (32 in SPEC).
+        leak_aux_head: add the leak-vs-rest head ``Linear(256, 1)``; by default only
+            the multiclass model has it.
+        dropout: dropout before the hidden layer.
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 5,
+        n_mels: int = 32,
+        leak_aux_head: bool | None = None,
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        self.n_classes = n_classes
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
+        self.pool = nn.MaxPool2d(kernel_size=(2, 1))
+        self.adaptive_pool = nn.AdaptiveAvgPool2d((POOLED_ROWS, 1))
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(128 * POOLED_ROWS, 256)
+        self.head = nn.Linear(256, n_classes)
+        use_aux = n_classes > 2 if leak_aux_head is None else leak_aux_head
+        self.leak_aux = nn.Linear(256, 1) if use_aux else None
+        self.register_buffer("input_mean", torch.zeros(1, 1, n_mels, 1))
+        self.register_buffer("input_std", torch.ones(1, 1, n_mels, 1))
+
+    def set_normalisation(self, mean: torch.Tensor | np.ndarray, std: torch.Tensor | np.ndarray) -> None:
+        """Per-mel statistics of the training split; std is floored to avoid dividing by ~0."""
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(self.input_mean.shape)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(self.input_std.shape)
+        self.input_mean.copy_(mean)
+        self.input_std.copy_(std.clamp_min(1e-3))
+
+    @staticmethod
+    def _conv_relu(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+        if x.shape[-1] == 1:
+            # One frame wide: the outer kernel columns only ever meet zero padding, so
+            # the middle column alone gives the same result at a third of the work.
+            return F.relu(F.conv2d(x, conv.weight[..., 1:2], conv.bias, padding=(1, 0)))
+        return F.relu(conv(x))
+
+    def _hidden_input(self, x: torch.Tensor) -> torch.Tensor:
+        rows, cols = x.shape[-2:]
+        dropout_active = self.training and self.dropout.p > 0
+        if cols == 1 and POOLED_ROWS % rows == 0 and not dropout_active:
+            # Adaptive pooling up to 16 rows only repeats rows; summing the matching
+            # weight columns of fc is the same product on the unrepeated features.
+            repeat = POOLED_ROWS // rows
+            weight = self.fc.weight.view(256, 128, rows, repeat).sum(-1).view(256, 128 * rows)
+            return F.linear(x.flatten(1), weight, self.fc.bias)
+        return self.fc(self.dropout(self.adaptive_pool(x).flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = (x - self.input_mean) / self.input_std
+        x = self._conv_relu(x, self.conv1)
+        x = self.pool(self._conv_relu(x, self.conv2))
+        x = self.pool(self._conv_relu(x, self.conv3))
+        hidden = F.relu(self._hidden_input(x))
+        logits = self.head(hidden)
+        aux = self.leak_aux(hidden).squeeze(-1) if self.leak_aux is not None else None
+        return logits, aux
+
+    def forward_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The layers exactly as written in SPEC, for checking the fast path."""
+        x = (x - self.input_mean) / self.input_std
+        x = F.relu(self.conv1(x))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = self.pool(F.relu(self.conv3(x)))
+        x = self.adaptive_pool(x).flatten(1)
+        hidden = F.relu(self.fc(self.dropout(x)))
+        logits = self.head(hidden)
+        aux = self.leak_aux(hidden).squeeze(-1) if self.leak_aux is not None else None
+        return logits, aux
+
+
+def param_count(model: nn.Module) -> int:
+    """Trainable parameters (the normalisation buffers are not parameters)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """A hash of the weights themselves, so a model and its meta can be matched."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
