@@ -19,3 +19,48 @@ def noise_wav(path, seconds=1.0, rate=4096, seed=0, subtype="PCM_16", channels=1
 @pytest.fixture
 def make_wav():
     return noise_wav
+
+
+def synthetic_store(files_per_class=8, n_long=6, seed=0, leak_boost_db=12.0, groups_per_class=None):
+    """A small feature store in which leaks are separable: extra energy in mid mel bands."""
+    import pandas as pd
+
+    from leak_detection.feature_store import MelFeatureStore
+    from leak_detection.labels import CLASS_NAMES
+
+    rng = np.random.default_rng(seed)
+    segments, labels, ids = [], [], []
+    for c, name in enumerate(CLASS_NAMES):
+        for i in range(files_per_class):
+            x = rng.normal(-40.0, 3.0, size=(n_long, 3, 32, 1)).astype(np.float32)
+            x[:, :, :, 0] += 2.0 * c  # a little class colour for the multiclass head
+            if name == "LEAK":
+                x[:, :, 8:20, 0] += leak_boost_db
+            segments.append(x)
+            labels.append(c)
+            ids.append(f"{name}/{i:03d}.wav")
+    store = MelFeatureStore(
+        segments_mel=np.concatenate(segments),
+        file_offsets=np.arange(len(ids) + 1) * n_long,
+        labels=np.array(labels),
+        file_ids=ids,
+        groups=ids,
+        label_names=list(CLASS_NAMES),
+        feature_config={"sample_rate": 4096, "long_segment": 1024, "long_hop": 512},
+        source_fingerprint=f"synthetic-{seed}",
+    )
+    # Every 4th file of each class validates, every 8th is test, the rest train.
+    split = ["validation" if i % 4 == 1 else "test" if i % 8 == 3 else "train" for i in range(files_per_class)]
+    index = pd.DataFrame({
+        "file_id": ids,
+        "label": [CLASS_NAMES[c] for c in labels],
+        "group": ids,
+        "split": split * len(CLASS_NAMES),
+        "n_long_segments": n_long,
+    })
+    return store, index
+
+
+@pytest.fixture
+def separable_store():
+    return synthetic_store()

@@ -9,32 +9,34 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from leak_detection.pipelines import data_indexing, feature_extraction
+from leak_detection.pipelines import data_indexing, feature_extraction, training
 
 MODES = ("binary", "multiclass")
 SHARED_DATASETS = {"recordings_index", "mel_features"}
 """Outputs of the shared part that every mode reads under their own (unprefixed) name."""
 
 
-def _for_mode(template: Pipeline, mode: str) -> Pipeline:
-    return Pipeline(template, namespace=mode, inputs=SHARED_DATASETS & template.inputs())
+def _instantiate(templates: list[Pipeline], modes: tuple[str, ...] = MODES) -> Pipeline:
+    """Each template once per mode, its datasets and parameters prefixed with the mode."""
+    return sum(
+        (Pipeline(t, namespace=mode, inputs=SHARED_DATASETS & t.inputs()) for mode in modes for t in templates),
+        Pipeline([]),
+    )
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     shared = feature_extraction.create_pipeline()
-    templates = [data_indexing.create_pipeline()]
-    branch = {mode: sum((_for_mode(t, mode) for t in templates), Pipeline([])) for mode in MODES}
-    train_both = shared + branch["binary"] + branch["multiclass"]
+    templates = {
+        "data_indexing": data_indexing.create_pipeline(),
+        "training": training.create_pipeline(),
+    }
+    train_both = shared + _instantiate(list(templates.values()))
     return {
         "feature_extraction": shared,
-        "data_indexing": shared + sum(
-            (_for_mode(data_indexing.create_pipeline(), mode) for mode in MODES), Pipeline([])
-        ),
-        "binary": shared + branch["binary"],
-        "multiclass": shared + branch["multiclass"],
+        "data_indexing": shared + _instantiate([templates["data_indexing"]]),
+        "training": _instantiate([templates["training"]]),
+        **{mode: shared + _instantiate(list(templates.values()), (mode,)) for mode in MODES},
         "train_both": train_both,
-        "train_from_store": train_both.filter(
-            from_nodes=["feature_extraction.index_recordings_node"]
-        ),
+        "train_from_store": train_both.filter(from_nodes=["feature_extraction.index_recordings_node"]),
         "__default__": train_both,
     }

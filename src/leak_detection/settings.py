@@ -7,4 +7,6 @@ HOOKS = (DemoRecordingsHook(), FeatureStoreGuardHook())
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # Environments such as `reference` override single keys, not whole blocks.
+    "merge_strategy": {"parameters": "soft"},
 }

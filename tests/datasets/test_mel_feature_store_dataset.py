@@ -3,9 +3,11 @@ consistency checks and the Kedro catalog entry."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
+import pickle
 
 import h5py
 import numpy as np
@@ -14,6 +16,7 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
 from leak_detection.datasets import MelFeatureStoreDataset
+from leak_detection.datasets.mel_feature_store_dataset import H5Rows
 from leak_detection.feature_store import FORMAT_VERSION, MelFeatureStore
 
 N_SHORT, N_MELS, N_FRAMES = 3, 8, 5
@@ -462,3 +465,212 @@ def test_catalog_entry_with_bad_dtype_fails_at_construction(tmp_path):
             }
         )
         catalog["mel_features"]  # datasets may be built lazily
+
+
+# Lazy loading: segments_mel read from the file on demand.
+
+
+def _lazy_and_eager(tmp_path, store, dtype="float32"):
+    path = tmp_path / "features.h5"
+    MelFeatureStoreDataset(filepath=path, save_args={"chunk_long_segments": 3}).save(store)
+    eager = MelFeatureStoreDataset(filepath=path, load_args={"dtype": dtype}).load()
+    lazy = MelFeatureStoreDataset(filepath=path, load_args={"dtype": dtype, "lazy": True}).load()
+    return path, lazy, eager
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_lazy_load_reads_the_same_values_as_eager(tmp_path, store, dtype):
+    path, lazy, eager = _lazy_and_eager(tmp_path, store, dtype)
+    rows = lazy.segments_mel
+
+    assert isinstance(rows, H5Rows)
+    assert isinstance(eager.segments_mel, np.ndarray)
+    assert rows.shape == eager.segments_mel.shape == (14, N_SHORT, N_MELS, N_FRAMES)
+    assert rows.ndim == 4
+    assert len(rows) == 14
+    assert rows.size == eager.segments_mel.size
+    assert rows.dtype == eager.segments_mel.dtype == np.dtype(dtype)
+    assert lazy.n_long_segments == 14
+    _assert_same_metadata(lazy, store)
+
+    for key in [slice(0, 5), slice(3, 10), slice(-3, None), slice(None), slice(5, 5),
+                slice(9, 2), slice(12, 100)]:
+        got = rows[key]
+        assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype), key
+        np.testing.assert_array_equal(got, eager.segments_mel[key])
+    for index in [0, 7, 13, -1, np.int64(4)]:
+        np.testing.assert_array_equal(rows[index], eager.segments_mel[index])
+    for i in range(lazy.n_files):
+        np.testing.assert_array_equal(lazy.file_segments(i), eager.file_segments(i))
+    np.testing.assert_array_equal(np.asarray(rows), eager.segments_mel)
+
+
+def test_lazy_read_rows_concatenates_ranges_one_read_each(tmp_path, store, monkeypatch):
+    _, lazy, eager = _lazy_and_eager(tmp_path, store)
+    starts, stops = np.array([0, 6, 9, 1, 12]), np.array([4, 9, 9, 2, 14])
+    expected = np.concatenate([eager.segments_mel[a:b] for a, b in zip(starts, stops)])
+
+    reads = []
+    real_read_direct = h5py.Dataset.read_direct
+
+    def counting_read_direct(self, *args, **kwargs):
+        reads.append(kwargs.get("source_sel", args[1] if len(args) > 1 else None))
+        return real_read_direct(self, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Dataset, "read_direct", counting_read_direct)
+    got = lazy.segments_mel.read_rows(starts, stops)
+
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    assert len(reads) == 4  # the empty range 9:9 needs no read
+    empty = lazy.segments_mel.read_rows(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    assert empty.shape == (0, N_SHORT, N_MELS, N_FRAMES)
+
+
+def test_lazy_rows_refuse_what_they_cannot_read(tmp_path, store):
+    _, lazy, _ = _lazy_and_eager(tmp_path, store)
+    rows = lazy.segments_mel
+    with pytest.raises(IndexError, match="step 1"):
+        rows[::2]
+    with pytest.raises(IndexError, match="out of range"):
+        rows[14]
+    with pytest.raises(IndexError, match="out of range"):
+        rows[-15]
+    with pytest.raises(TypeError):
+        rows[1.5]
+    with pytest.raises(IndexError, match="3:15"):
+        rows.read_rows([0, 3], [2, 15])
+    with pytest.raises(IndexError, match="5:4"):
+        rows.read_rows([5], [4])
+    with pytest.raises(ValueError, match="equal length"):
+        rows.read_rows([0, 1], [2])
+
+
+def _open_paths() -> set[str]:
+    fd_dir = "/proc/self/fd"
+    paths = set()
+    for fd in os.listdir(fd_dir):
+        try:
+            paths.add(os.readlink(os.path.join(fd_dir, fd)))
+        except OSError:
+            pass
+    return paths
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+def test_lazy_store_keeps_no_file_open(tmp_path, store):
+    path, lazy, eager = _lazy_and_eager(tmp_path, store)
+    assert str(path) not in _open_paths()
+    np.testing.assert_array_equal(lazy.segments_mel[2:6], eager.segments_mel[2:6])
+    lazy.segments_mel.read_rows([0], [3])
+    assert str(path) not in _open_paths()
+
+    path.unlink()
+    with pytest.raises(DatasetError, match="lazy") as excinfo:
+        lazy.segments_mel[0:2]
+    assert str(path) in str(excinfo.value)
+
+
+def test_lazy_store_refuses_a_replaced_file(tmp_path, store):
+    path, lazy, _ = _lazy_and_eager(tmp_path, store)
+    # Same shape and metadata, other values: only the file identity tells them apart.
+    other = copy.deepcopy(store)
+    other.segments_mel = store.segments_mel + 1.0
+    MelFeatureStoreDataset(filepath=path, save_args={"chunk_long_segments": 3}).save(other)
+
+    with pytest.raises(DatasetError, match="replaced or modified") as excinfo:
+        lazy.segments_mel[0:2]
+    assert str(path) in str(excinfo.value)
+    with pytest.raises(DatasetError, match="replaced or modified"):
+        lazy.segments_mel.read_rows([0], [1])
+
+
+def test_lazy_store_refuses_a_file_modified_in_place(tmp_path, store):
+    path, lazy, _ = _lazy_and_eager(tmp_path, store)
+    with h5py.File(path, "a") as h5:
+        h5["segments_mel"][0] = 0.0
+    with pytest.raises(DatasetError, match="replaced or modified"):
+        lazy.segments_mel[0]
+
+
+def test_lazy_store_deep_copies_and_pickles(tmp_path, store):
+    _, lazy, eager = _lazy_and_eager(tmp_path, store)
+    for clone in (copy.deepcopy(lazy), pickle.loads(pickle.dumps(lazy))):
+        assert isinstance(clone.segments_mel, H5Rows)
+        assert clone.segments_mel is not lazy.segments_mel
+        assert clone.file_ids == store.file_ids
+        np.testing.assert_array_equal(clone.segments_mel[4:11], eager.segments_mel[4:11])
+        np.testing.assert_array_equal(clone.file_segments(2), eager.file_segments(2))
+
+
+def test_lazy_store_can_be_saved_to_another_file(tmp_path, store):
+    _, lazy, eager = _lazy_and_eager(tmp_path, store)
+    copy_path = tmp_path / "copy.h5"
+    MelFeatureStoreDataset(
+        filepath=copy_path, save_args={"dtype": "float32", "chunk_long_segments": 4}
+    ).save(lazy)
+    again = MelFeatureStoreDataset(filepath=copy_path).load()
+    _assert_same_metadata(again, store)
+    np.testing.assert_array_equal(again.segments_mel, eager.segments_mel)
+
+
+def test_lazy_load_still_checks_the_store(tmp_path, store):
+    def edit(h5):
+        offsets = h5["file_offsets"][...]
+        offsets[-1] -= 1
+        h5["file_offsets"][...] = offsets
+
+    path = _save_then_edit(tmp_path, store, edit)
+    with pytest.raises(DatasetError, match="file_offsets ends at 13") as excinfo:
+        MelFeatureStoreDataset(filepath=path, load_args={"lazy": True}).load()
+    assert str(path) in str(excinfo.value)
+
+
+def test_lazy_empty_store(tmp_path):
+    empty = MelFeatureStore(
+        segments_mel=np.zeros((0, N_SHORT, N_MELS, N_FRAMES), dtype=np.float32),
+        file_offsets=[0],
+        labels=[],
+        file_ids=[],
+        groups=[],
+        label_names=["no_leak", "leak"],
+    )
+    path = tmp_path / "empty.h5"
+    MelFeatureStoreDataset(filepath=path).save(empty)
+    loaded = MelFeatureStoreDataset(filepath=path, load_args={"lazy": True}).load()
+    assert loaded.segments_mel.shape == (0, N_SHORT, N_MELS, N_FRAMES)
+    assert loaded.segments_mel[:].shape == (0, N_SHORT, N_MELS, N_FRAMES)
+
+
+def test_lazy_legacy_store_is_read_into_memory(tmp_path):
+    path = tmp_path / "legacy.h5"
+    segments = _write_legacy(path)
+    loaded = MelFeatureStoreDataset(filepath=path, load_args={"lazy": True}).load()
+    assert isinstance(loaded.segments_mel, np.ndarray)
+    np.testing.assert_array_equal(loaded.file_segments(2), segments[2].astype(np.float32))
+
+
+@pytest.mark.parametrize("lazy", ["yes", 1, None])
+def test_lazy_must_be_a_boolean(tmp_path, lazy):
+    with pytest.raises(DatasetError, match="'lazy'"):
+        MelFeatureStoreDataset(filepath=tmp_path / "f.h5", load_args={"lazy": lazy})
+
+
+def test_lazy_catalog_entry(tmp_path, store):
+    path = tmp_path / "mel_features.h5"
+    MelFeatureStoreDataset(filepath=path).save(store)
+    catalog = DataCatalog.from_config(
+        {
+            "mel_features": {
+                "type": "leak_detection.datasets.MelFeatureStoreDataset",
+                "filepath": str(path),
+                "load_args": {"lazy": True, "dtype": "float16"},
+            }
+        }
+    )
+    loaded = catalog.load("mel_features")
+    assert isinstance(loaded.segments_mel, H5Rows)
+    assert loaded.segments_mel.dtype == np.float16
+    np.testing.assert_array_equal(
+        loaded.file_segments(3), store.file_segments(3).astype(np.float16)
+    )

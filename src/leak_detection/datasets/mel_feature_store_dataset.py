@@ -5,12 +5,16 @@ The file holds the ragged layout (``format_version`` 2): one flat array of long
 segments plus CSR-style ``file_offsets``. Stores of the replaced system's fixed-shape
 layout (``/segments_mel`` ``[N, L, S, M, T]`` + ``labels_json``) are read too and
 converted to the ragged form, so existing stores train without re-extraction.
+
+With ``load_args: {lazy: true}`` the segments stay on disk: the loaded store's
+``segments_mel`` is an ``H5Rows`` that reads rows from the file when they are asked for.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import uuid
 from copy import deepcopy
@@ -50,6 +54,12 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
     touches a store already at the target. Loading checks that the parts of the store
     agree (offsets, labels, ids) and refuses an inconsistent file.
 
+    With ``load_args: {lazy: true}`` the segments are not read at load time: the
+    store's ``segments_mel`` is an ``H5Rows``, an array-like that reads rows from the
+    file on demand (everything else is read at once, and the store is checked as
+    usual). The file must stay in place while the store is in use; reading from a
+    file replaced since the load is refused.
+
     Examples:
         Using the [YAML API](https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/):
 
@@ -61,6 +71,8 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
             dtype: float16
             compression: gzip
             chunk_long_segments: 4096
+          load_args:
+            lazy: true
         ```
 
         Using the [Python API](https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/):
@@ -82,6 +94,11 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         >>> reloaded = dataset.load()
         >>> assert reloaded.file_ids == store.file_ids
         >>> assert np.array_equal(reloaded.file_offsets, store.file_offsets)
+        >>>
+        >>> lazy = MelFeatureStoreDataset(
+        ...     filepath=tmp_path / "mel_features.h5", load_args={"lazy": True}
+        ... ).load()
+        >>> assert np.array_equal(lazy.segments_mel[1:3], reloaded.segments_mel[1:3])
 
     """
 
@@ -90,7 +107,7 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         "compression": None,
         "chunk_long_segments": 4096,
     }
-    DEFAULT_LOAD_ARGS: dict[str, Any] = {"dtype": "float32"}
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {"dtype": "float32", "lazy": False}
     _OPTIONAL_SAVE_ARGS = ("compression_opts",)
 
     def __init__(
@@ -112,7 +129,11 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
                 ``chunk_long_segments``, the rows per HDF5 chunk along the long-segment
                 axis, which is also the number of rows converted and written at a time.
             load_args: ``dtype`` of the loaded segments, ``"float32"`` (the default)
-                or ``"float16"`` (halves memory, keeps the stored precision).
+                or ``"float16"`` (halves memory, keeps the stored precision); and
+                ``lazy`` (default ``False``): when ``True``, ``segments_mel`` is an
+                ``H5Rows`` that reads rows from the file on demand instead of an
+                array in memory. A store in the legacy fixed-shape layout is always
+                read into memory (it is reshaped on load), ``lazy`` or not.
             metadata: Any arbitrary metadata.
                 This is ignored by Kedro, but may be consumed by users or external plugins.
 
@@ -139,6 +160,10 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         _check_keys("load_args", self._load_args, tuple(self.DEFAULT_LOAD_ARGS))
         self._save_args["dtype"] = _check_dtype("save_args", self._save_args["dtype"])
         self._load_args["dtype"] = _check_dtype("load_args", self._load_args["dtype"])
+        if not isinstance(self._load_args["lazy"], bool):
+            raise DatasetError(
+                f"load_args 'lazy' must be true or false; got {self._load_args['lazy']!r}."
+            )
 
         chunk = self._save_args["chunk_long_segments"]
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -285,8 +310,19 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
                 f"The mel feature store at {path} is missing {', '.join(missing)}; "
                 f"rebuild it ({_BUILD_HINT})."
             )
+        segments_ds = h5["segments_mel"]
+        if self._load_args["lazy"]:
+            segments: np.ndarray | H5Rows = H5Rows(
+                path,
+                "segments_mel",
+                shape=segments_ds.shape,
+                dtype=self._load_args["dtype"],
+                file_signature=_file_signature(h5, path),
+            )
+        else:
+            segments = self._read_segments(segments_ds)
         return {
-            "segments_mel": self._read_segments(h5["segments_mel"]),
+            "segments_mel": segments,
             "file_offsets": h5["file_offsets"][...],
             "labels": h5["labels"][...],
             "file_ids": _read_strings(h5["file_ids"]),
@@ -330,6 +366,12 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
             n_files,
             per_file,
         )
+        if self._load_args["lazy"]:
+            logger.info(
+                "load_args lazy=True does not apply to the legacy layout; the segments "
+                "of %s were read into memory.",
+                path,
+            )
         return {
             "segments_mel": segments,
             "file_offsets": np.arange(n_files + 1, dtype=np.int64) * per_file,
@@ -346,6 +388,146 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         # One read, converted by HDF5 on the way in: no per-row loop and no
         # intermediate float16 copy.
         return ds.astype(np.dtype(self._load_args["dtype"]))[...]
+
+
+class H5Rows:
+    """Rows of an HDF5 dataset read on demand: the lazy ``segments_mel`` of a
+    ``MelFeatureStore``.
+
+    Looks like the array it stands for (``shape``, ``ndim``, ``dtype``, ``size``,
+    ``len``) and reads along the first axis: ``rows[i]`` and ``rows[a:b]`` (step 1)
+    are one HDF5 read each, ``read_rows(starts, stops)`` one read per range, all
+    converted to ``dtype`` and returned as numpy arrays; ``np.asarray(rows)`` reads
+    everything.
+
+    The file is opened for each read and closed after it, so an ``H5Rows`` holds no
+    handle: it pickles and deep-copies as its path and shape, and works in worker
+    processes. Each read first checks that the file is the one that was loaded
+    (same inode, size and modification time); a replaced, modified or deleted file
+    is refused with a ``DatasetError`` rather than read silently.
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        dataset: str,
+        *,
+        shape: tuple[int, ...],
+        dtype: str | np.dtype,
+        file_signature: tuple[int, ...],
+    ) -> None:
+        self.filepath = Path(filepath)
+        self.dataset = dataset
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self._file_signature = tuple(file_signature)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"H5Rows('{self.filepath}', '/{self.dataset}', shape={self.shape}, "
+            f"dtype={self.dtype.name})"
+        )
+
+    def __getitem__(self, key: int | slice) -> np.ndarray:
+        n = self.shape[0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step != 1:
+                raise IndexError(
+                    f"H5Rows reads contiguous rows only (slice step 1); got step {step}."
+                )
+            return self.read_rows([start], [max(start, stop)])
+        if isinstance(key, (bool, np.bool_)):
+            raise TypeError("H5Rows takes an integer or a slice, not a boolean.")
+        try:
+            index = operator.index(key)
+        except TypeError:
+            raise TypeError(
+                f"H5Rows takes an integer or a slice along axis 0; got {type(key).__name__}."
+            ) from None
+        if not -n <= index < n:
+            raise IndexError(f"row {index} is out of range for {n} rows of {self!r}.")
+        index %= n
+        return self.read_rows([index], [index + 1])[0]
+
+    def read_rows(self, starts: Any, stops: Any) -> np.ndarray:
+        """Rows ``starts[k]:stops[k]`` for every ``k``, concatenated in that order;
+        one HDF5 read per non-empty range, all in one opening of the file."""
+        starts = np.asarray(starts, dtype=np.int64)
+        stops = np.asarray(stops, dtype=np.int64)
+        if starts.ndim != 1 or starts.shape != stops.shape:
+            raise ValueError(
+                f"starts and stops must be 1-D and of equal length; got shapes "
+                f"{starts.shape} and {stops.shape}."
+            )
+        bad = np.flatnonzero((starts < 0) | (stops < starts) | (stops > self.shape[0]))
+        if bad.size:
+            k = int(bad[0])
+            raise IndexError(
+                f"row range {int(starts[k])}:{int(stops[k])} is not within 0:{self.shape[0]} "
+                f"of {self!r}."
+            )
+        lengths = stops - starts
+        out = np.empty((int(lengths.sum()), *self.shape[1:]), dtype=self.dtype)
+        if out.shape[0] == 0:
+            return out
+        with self._open() as h5:
+            ds = h5[self.dataset]
+            pos = 0
+            for start, stop, length in zip(starts, stops, lengths, strict=True):
+                if length:
+                    # HDF5 converts to the output dtype during the read.
+                    ds.read_direct(
+                        out, source_sel=np.s_[start:stop], dest_sel=np.s_[pos : pos + length]
+                    )
+                    pos += length
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("H5Rows cannot give an array without reading (copying) it.")
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype, copy=False)
+
+    def _open(self) -> h5py.File:
+        path = self.filepath
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise DatasetError(
+                f"Cannot read the lazily loaded mel feature store at {path}: {exc}. "
+                f"A store loaded with lazy=True reads its file while in use; keep the "
+                f"file in place or load it again."
+            ) from exc
+        if _file_signature(h5, path) != self._file_signature:
+            h5.close()
+            raise DatasetError(
+                f"The mel feature store at {path} was replaced or modified since it was "
+                f"loaded with lazy=True; refusing to mix rows of two different files. "
+                f"Load it again."
+            )
+        return h5
+
+
+def _file_signature(h5: h5py.File, path: Path) -> tuple[int, ...]:
+    """Identity of the file ``h5`` has open: device, inode, size, mtime (ns)."""
+    try:
+        # The open file itself, so a rename in between cannot mislead.
+        st = os.fstat(h5.id.get_vfd_handle())
+    except (OSError, TypeError, ValueError):  # pragma: no cover - non-default drivers
+        st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _check_keys(kind: str, args: dict[str, Any], allowed: tuple[str, ...]) -> None:

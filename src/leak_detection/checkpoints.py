@@ -1,0 +1,118 @@
+"""Training checkpoints: what is in one, where it goes, and when a re-run resumes from it.
+
+A checkpoint is one plain dict of tensors and numbers (loadable with
+``weights_only=True``), written to a temporary file and renamed into place, so a
+kill at any moment leaves either the previous checkpoint or the new one.
+``last.pth`` is rewritten every epoch; ``epoch_NNN.pth`` keep the newest K.
+A re-run resumes only from a checkpoint made for the same model and data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+LAST = "last.pth"
+EPOCH_PATTERN = re.compile(r"^epoch_(\d{3,})\.pth$")
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class CheckpointFolder:
+    """The checkpoints of one training run (one mode)."""
+
+    def __init__(self, folder: str | os.PathLike, keep: int) -> None:
+        if keep < 1:
+            raise ValueError(f"training.keep_checkpoints must be at least 1, got {keep}")
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def epoch_files(self) -> list[Path]:
+        """Rolling checkpoints, newest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := EPOCH_PATTERN.match(p.name))]
+        return [p for _, p in sorted(found, reverse=True)]
+
+    def save(self, checkpoint: dict[str, Any]) -> None:
+        epoch = int(checkpoint["epoch"])
+        atomic_torch_save(checkpoint, self.folder / f"epoch_{epoch:03d}.pth")
+        atomic_torch_save(checkpoint, self.folder / LAST)
+        for old in self.epoch_files()[self.keep :]:
+            old.unlink(missing_ok=True)
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, dict) or "epoch" not in checkpoint:
+            raise ValueError("not a training checkpoint (no epoch)")
+        return checkpoint
+
+    def load_compatible(self, compatibility: dict[str, Any]) -> dict[str, Any] | None:
+        """The checkpoint to resume from, or ``None`` (with the reason in the log).
+
+        ``last.pth`` first; if it is unreadable, the newest intact ``epoch_NNN.pth``.
+        """
+        candidates = [self.folder / LAST, *self.epoch_files()]
+        if not any(p.exists() for p in candidates):
+            logger.info("No checkpoint in %s: starting fresh", self.folder)
+            return None
+        for path in candidates:
+            if not path.exists():
+                continue
+            try:
+                checkpoint = self._read(path)
+            except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
+                logger.warning("Checkpoint %s is unreadable (%s: %s); trying an older one", path, type(exc).__name__, exc)
+                continue
+            differences = _differences(checkpoint.get("compatibility", {}), compatibility)
+            if differences:
+                logger.info(
+                    "Not resuming from %s: it was made for a different %s; starting fresh",
+                    path, ", ".join(differences),
+                )
+                return None
+            logger.info("Resuming from %s (epoch %d done)", path, checkpoint["epoch"])
+            return checkpoint
+        logger.warning("No intact checkpoint in %s: starting fresh", self.folder)
+        return None
+
+    def set_aside(self) -> None:
+        """Move another run's checkpoints to ``superseded/`` before a fresh start.
+
+        They are not deleted (they may be the only copy of a long run), but they must
+        not mix with the new run's rolling checkpoints.
+        """
+        existing = [p for p in [self.folder / LAST, *self.epoch_files()] if p.exists()]
+        if not existing:
+            return
+        aside = self.folder / "superseded"
+        if aside.exists():
+            for old in aside.iterdir():
+                old.unlink()
+        aside.mkdir(parents=True, exist_ok=True)
+        for path in existing:
+            os.replace(path, aside / path.name)
+        logger.info("Moved %d checkpoints of an earlier run to %s", len(existing), aside)
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    return [key for key in keys if saved.get(key) != current.get(key)]

@@ -1,0 +1,70 @@
+import torch
+
+from leak_detection.model import LeakCNNMulti, param_count, state_dict_sha256
+
+
+def spec_param_count(n_classes, aux):
+    conv = lambda cin, cout: cout * (cin * 9 + 1)  # noqa: E731
+    linear = lambda i, o: o * (i + 1)  # noqa: E731
+    total = conv(1, 32) + conv(32, 64) + conv(64, 128) + linear(2048, 256) + linear(256, n_classes)
+    return total + (linear(256, 1) if aux else 0)
+
+
+def test_shapes_and_real_parameter_count_of_both_modes():
+    x = torch.randn(7, 1, 32, 1)
+    binary, multi = LeakCNNMulti(n_classes=2), LeakCNNMulti(n_classes=5)
+    logits, aux = binary(x)
+    assert logits.shape == (7, 2) and aux is None
+    logits, aux = multi(x)
+    assert logits.shape == (7, 5) and aux.shape == (7,)
+    assert param_count(binary) == spec_param_count(2, aux=False) == 617_730
+    assert param_count(multi) == spec_param_count(5, aux=True) == 618_758
+
+
+def test_fast_path_computes_the_spec_layers():
+    torch.manual_seed(0)
+    model = LeakCNNMulti(n_classes=5)
+    model.set_normalisation(torch.randn(32), torch.rand(32) + 0.5)
+    x = torch.randn(64, 1, 32, 1) * 10 - 40
+    model.eval()
+    fast, fast_aux = model(x)
+    ref, ref_aux = model.forward_reference(x)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_aux, ref_aux, atol=1e-5, rtol=1e-5)
+    # In training mode, same dropout masks give the same loss and the same gradients.
+    model.train()
+    grads = []
+    for forward in (model.forward, model.forward_reference):
+        model.zero_grad()
+        torch.manual_seed(1)
+        logits, aux = forward(x)
+        (logits.square().mean() + aux.square().mean()).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for g_fast, g_ref in zip(*grads, strict=True):
+        torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)
+
+
+def test_reference_readme_usage_works_on_a_saved_model(tmp_path):
+    trained = LeakCNNMulti(n_classes=2)
+    trained.set_normalisation(torch.full((32,), -40.0), torch.full((32,), 5.0))
+    torch.save(trained.state_dict(), tmp_path / "best.pth")
+
+    binary_model = LeakCNNMulti(n_classes=2)
+    binary_model.load_state_dict(torch.load(tmp_path / "best.pth", weights_only=True))
+    binary_model.eval()
+    with torch.no_grad():
+        logits, _ = binary_model(torch.randn(1, 1, 32, 1))
+        probs = torch.softmax(logits, dim=1)
+    assert probs.shape == (1, 2)
+    assert torch.equal(binary_model.input_mean, trained.input_mean)  # normalisation travels with the weights
+    assert state_dict_sha256(binary_model.state_dict()) == state_dict_sha256(trained.state_dict())
+
+
+def test_a_checkpoint_of_the_other_mode_is_refused():
+    multi = LeakCNNMulti(n_classes=5)
+    try:
+        LeakCNNMulti(n_classes=2).load_state_dict(multi.state_dict())
+    except RuntimeError as err:
+        assert "size mismatch" in str(err) or "Unexpected key" in str(err)
+    else:
+        raise AssertionError("strict loading must refuse a mismatched state_dict")
