@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from leak_detection.datasets import MelFeatureStoreDataset
 from leak_detection.demo_recordings import generate_demo_recordings
+from leak_detection.model import LeakCNNMulti, state_dict_sha256
 from leak_detection.pipeline_registry import register_pipelines
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -23,13 +25,17 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
+    """A copy of the project; runs happen from its root, as `kedro run` does."""
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     shutil.copy(PROJECT / "pyproject.toml", root / "pyproject.toml")
     (root / "src").mkdir()  # the package itself is installed; Kedro wants the folder
     bootstrap_project(root)
-    return root
+    previous = Path.cwd()
+    os.chdir(root)
+    yield root
+    os.chdir(previous)
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +66,14 @@ def test_data_indexing_builds_the_store_and_both_modes_indexes(project, tiny_rec
         assert len(targets) == len(index)
 
 
+QUICK_TRAINING = {"epochs": 2, "batch_size": 256, "patience": 2, "fresh_start": True}
+QUICK_RUNTIME = {mode: {"training": QUICK_TRAINING} for mode in ("binary", "multiclass")}
+
+
+def versions(folder):
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
 def test_a_named_existing_store_is_never_overwritten_by_extraction(project, tiny_recordings):
     store = project / "data/04_feature/mel_features.h5"
     before = store.read_bytes()
@@ -72,9 +86,39 @@ def test_training_data_can_come_from_a_store_built_elsewhere(project, tmp_path):
     elsewhere = tmp_path / "built elsewhere.h5"
     shutil.copy(project / "data/04_feature/mel_features.h5", elsewhere)
     (project / "data/03_primary/recordings_index.csv").unlink()
-    run(project, "train_from_store", feature_store=str(elsewhere))
+    run(project, "train_from_store", feature_store=str(elsewhere), **QUICK_RUNTIME)
     index = pd.read_csv(project / "data/03_primary/recordings_index.csv")
     assert list(index["file_id"]) == MelFeatureStoreDataset(filepath=str(elsewhere)).load().file_ids
+
+
+
+
+def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_recordings):
+    models = {mode: project / f"data/06_models/{mode}" for mode in ("binary", "multiclass")}
+    before = {mode: versions(folder / "best.pth") for mode, folder in models.items()}
+    run(project, "train_both", recordings_dir=str(tiny_recordings), **QUICK_RUNTIME)
+    new_versions = {mode: versions(folder / "best.pth") - before[mode] for mode, folder in models.items()}
+    assert new_versions["binary"] == new_versions["multiclass"]  # one version for the whole run
+    for mode, n_classes in (("binary", 2), ("multiclass", 5)):
+        (version,) = new_versions[mode]
+        models = project / f"data/06_models/{mode}"
+        assert version in versions(models / "model_meta.json")
+        meta = json.loads((models / "model_meta.json" / version / "model_meta.json").read_text())
+        assert meta["num_classes"] == n_classes and meta["epochs_run"] == 2
+        model = LeakCNNMulti(n_classes=n_classes)
+        model.load_state_dict(torch.load(models / "best.pth" / version / "best.pth", weights_only=True))
+        assert state_dict_sha256(model.state_dict()) == meta["state_dict_sha256"]
+        assert (models / "checkpoints" / "last.pth").exists()
+        assert (project / f"data/08_reporting/{mode}/training_history.csv").exists()
+
+
+def test_one_branch_runs_alone_from_the_existing_store(project):
+    binary, multiclass = (project / f"data/06_models/{mode}/best.pth" for mode in ("binary", "multiclass"))
+    before = (versions(binary), versions(multiclass))
+    with KedroSession.create(project_path=project, runtime_params=QUICK_RUNTIME) as session:
+        session.run(pipeline_names=["train_both"], namespaces=["binary"])
+    assert len(versions(binary) - before[0]) == 1
+    assert versions(multiclass) == before[1]
 
 
 def test_both_modes_are_branches_of_one_definition():

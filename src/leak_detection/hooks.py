@@ -25,7 +25,7 @@ class DemoRecordingsHook:
         if "recordings" not in pipeline.inputs():
             return
         demo = dict(catalog.load("parameters").get("demo_recordings") or {})
-        demo_dir = Path(demo.pop("path"))
+        demo_dir = Path(run_params["project_path"]) / demo.pop("path")
         recordings_dir = Path(catalog["recordings"].path)
         if recordings_dir.resolve() != demo_dir.resolve() or demo_is_complete(demo_dir):
             return
