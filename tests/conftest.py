@@ -51,13 +51,15 @@ def synthetic_store(files_per_class=8, n_long=6, seed=0, leak_boost_db=12.0, gro
     )
     # Every 4th file of each class validates, every 8th is test, the rest train.
     split = ["validation" if i % 4 == 1 else "test" if i % 8 == 3 else "train" for i in range(files_per_class)]
-    index = pd.DataFrame({
-        "file_id": ids,
-        "label": [CLASS_NAMES[c] for c in labels],
-        "group": ids,
-        "split": split * len(CLASS_NAMES),
-        "n_long_segments": n_long,
-    })
+    index = pd.DataFrame(
+        {
+            "file_id": ids,
+            "label": [CLASS_NAMES[c] for c in labels],
+            "group": ids,
+            "split": split * len(CLASS_NAMES),
+            "n_long_segments": n_long,
+        }
+    )
     return store, index
 
 

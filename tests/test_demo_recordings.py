@@ -35,7 +35,7 @@ def class_spectra(tmp_path_factory) -> pd.DataFrame:
         root, n_recordings=100, n_sites=3, sensors_per_site=4, seed=11, min_duration_s=1.5, max_duration_s=2.5
     )
     rows = []
-    for path, label in zip(manifest["path"], manifest["label"]):
+    for path, label in zip(manifest["path"], manifest["label"], strict=False):
         samples, rate = sf.read(root / path, dtype="float64")
         at_analysis_rate = _resample(samples, rate)
         freqs, power = signal.welch(at_analysis_rate, ANALYSIS_RATE, nperseg=512)
@@ -76,7 +76,7 @@ def test_layout_and_manifest(small_demo):
 
     assert set(manifest["label"]) == set(DEMO_LABELS)
     assert 0.25 <= (manifest["label"] == "LEAK").mean() <= 0.35
-    for path, label, group in zip(manifest["path"], manifest["label"], manifest["group"]):
+    for path, label, group in zip(manifest["path"], manifest["label"], manifest["group"], strict=False):
         parts = path.split("/")
         assert "\\" not in path and len(parts) == 3
         assert (root / path).is_file()
@@ -196,7 +196,12 @@ def test_failed_generation_leaves_existing_target_untouched(tmp_path, monkeypatc
     monkeypatch.setattr(demo_recordings, "_synthesise", failing_after_two)
     with pytest.raises(RuntimeError, match="disk full"):
         generate_demo_recordings(
-            target, n_recordings=5, n_sites=1, sensors_per_site=2, min_duration_s=0.5, max_duration_s=0.6,
+            target,
+            n_recordings=5,
+            n_sites=1,
+            sensors_per_site=2,
+            min_duration_s=0.5,
+            max_duration_s=0.6,
             overwrite=True,
         )
     assert sorted(p.name for p in target.iterdir()) == ["precious.txt"]

@@ -91,8 +91,6 @@ def test_training_data_can_come_from_a_store_built_elsewhere(project, tmp_path):
     assert list(index["file_id"]) == MelFeatureStoreDataset(filepath=str(elsewhere)).load().file_ids
 
 
-
-
 def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_recordings):
     models = {mode: project / f"data/06_models/{mode}" for mode in ("binary", "multiclass")}
     before = {mode: versions(folder / "best.pth") for mode, folder in models.items()}
@@ -126,7 +124,11 @@ def test_both_modes_are_branches_of_one_definition():
     namespaces = {n.namespace for n in pipelines["data_indexing"].nodes}
     assert namespaces == {"feature_extraction", "binary.data_indexing", "multiclass.data_indexing"}
     binary = {n.name.removeprefix("binary.") for n in pipelines["binary"].nodes if n.namespace.startswith("binary")}
-    multi = {n.name.removeprefix("multiclass.") for n in pipelines["multiclass"].nodes if n.namespace.startswith("multiclass")}
+    multi = {
+        n.name.removeprefix("multiclass.")
+        for n in pipelines["multiclass"].nodes
+        if n.namespace.startswith("multiclass")
+    }
     assert binary == multi
     assert "feature_extraction.extract_features_node" not in {n.name for n in pipelines["train_from_store"].nodes}
 

@@ -32,10 +32,12 @@ def test_every_segment_appears_once_per_epoch_with_its_targets(budget):
     x, y, leak = collect(src.shuffled_batches(7, torch.Generator().manual_seed(0)))
     expected = np.concatenate([store.file_segments(i) for i in (0, 2, 3, 9, 17, 30)]).reshape(-1, 1, 32, 1)
     assert x.shape == expected.shape
+
     # Same multiset of samples: sort rows by content and compare.
     def canonical(a):
         a = np.asarray(a).reshape(a.shape[0], -1)
         return a[np.lexsort(a.T[::-1])]
+
     np.testing.assert_array_equal(canonical(x.numpy()), canonical(expected))
     # Targets travel with their segment: leak files have the +12 dB mid-band bump.
     is_leak_by_content = x[:, 0, 8:20, 0].mean(dim=1) - x[:, 0, 20:, 0].mean(dim=1) > 6

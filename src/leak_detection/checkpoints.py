@@ -17,23 +17,12 @@ from typing import Any
 
 import torch
 
+from leak_detection.atomic_files import atomic_path
+
 logger = logging.getLogger(__name__)
 
 LAST = "last.pth"
 EPOCH_PATTERN = re.compile(r"^epoch_(\d{3,})\.pth$")
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class CheckpointFolder:
@@ -54,8 +43,8 @@ class CheckpointFolder:
 
     def save(self, checkpoint: dict[str, Any]) -> None:
         epoch = int(checkpoint["epoch"])
-        atomic_torch_save(checkpoint, self.folder / f"epoch_{epoch:03d}.pth")
-        atomic_torch_save(checkpoint, self.folder / LAST)
+        _save(checkpoint, self.folder / f"epoch_{epoch:03d}.pth")
+        _save(checkpoint, self.folder / LAST)
         for old in self.epoch_files()[self.keep :]:
             old.unlink(missing_ok=True)
 
@@ -80,13 +69,16 @@ class CheckpointFolder:
             try:
                 checkpoint = self._read(path)
             except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
-                logger.warning("Checkpoint %s is unreadable (%s: %s); trying an older one", path, type(exc).__name__, exc)
+                logger.warning(
+                    "Checkpoint %s is unreadable (%s: %s); trying an older one", path, type(exc).__name__, exc
+                )
                 continue
             differences = _differences(checkpoint.get("compatibility", {}), compatibility)
             if differences:
                 logger.info(
                     "Not resuming from %s: it was made for a different %s; starting fresh",
-                    path, ", ".join(differences),
+                    path,
+                    ", ".join(differences),
                 )
                 return None
             logger.info("Resuming from %s (epoch %d done)", path, checkpoint["epoch"])
@@ -111,6 +103,11 @@ class CheckpointFolder:
         for path in existing:
             os.replace(path, aside / path.name)
         logger.info("Moved %d checkpoints of an earlier run to %s", len(existing), aside)
+
+
+def _save(checkpoint: dict[str, Any], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -222,9 +222,7 @@ def _check_arguments(
         raise ValueError(f"n_sites and sensors_per_site must be positive, got {n_sites} and {sensors_per_site}")
     # The front end needs at least one long segment (0.25 s at 4096 Hz).
     if not 0.25 <= min_duration_s <= max_duration_s:
-        raise ValueError(
-            f"need 0.25 <= min_duration_s <= max_duration_s, got {min_duration_s} and {max_duration_s}"
-        )
+        raise ValueError(f"need 0.25 <= min_duration_s <= max_duration_s, got {min_duration_s} and {max_duration_s}")
 
 
 def _move_into_place(staging: Path, target: Path, overwrite: bool) -> None:
@@ -304,7 +302,7 @@ def _plan_recordings(seed: int, n_recordings: int, sensors: list[_Sensor]) -> li
     n_leak = round(LEAK_SHARE * n_recordings)
     n_each, n_extra = divmod(n_recordings - n_leak, len(DEMO_LABELS) - 1)
     counts = [n_leak] + [n_each + (i < n_extra) for i in range(len(DEMO_LABELS) - 1)]
-    labels_by_class = [label for label, count in zip(DEMO_LABELS, counts) for _ in range(count)]
+    labels_by_class = [label for label, count in zip(DEMO_LABELS, counts, strict=False) for _ in range(count)]
     # Dealing the class-sorted list round-robin gives every sensor a share of each class,
     # so every group holds several classes and group splits stay stratifiable.
     sensor_order = rng.permutation(len(sensors))
@@ -404,7 +402,7 @@ def _mains_hum(rng: np.random.Generator, n: int, fs: int, mains_hz: float) -> np
     t = np.arange(n) / fs
     line_hz = mains_hz + rng.uniform(-0.05, 0.05)
     hum = np.zeros(n)
-    for harmonic, weight in zip((1, 2, 3, 5), (1.0, 0.3, 0.5, 0.2)):
+    for harmonic, weight in zip((1, 2, 3, 5), (1.0, 0.3, 0.5, 0.2), strict=False):
         if harmonic * line_hz < 0.45 * fs:
             phase = rng.uniform(0, 2 * np.pi)
             hum += weight * rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * harmonic * line_hz * t + phase)

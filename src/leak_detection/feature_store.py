@@ -97,9 +97,7 @@ class MelFeatureStore:
                 "[long_segments, n_short, n_mels, n_frames]"
             )
         if self.file_offsets.shape != (n + 1,):
-            problems.append(
-                f"file_offsets has {self.file_offsets.size} entries; expected n_files + 1 = {n + 1}"
-            )
+            problems.append(f"file_offsets has {self.file_offsets.size} entries; expected n_files + 1 = {n + 1}")
         elif n + 1 > 0:
             if self.file_offsets[0] != 0:
                 problems.append(f"file_offsets starts at {self.file_offsets[0]}, not 0")
@@ -114,8 +112,7 @@ class MelFeatureStore:
             problems.append(f"labels has {self.labels.size} entries for {n} files")
         elif n and (self.labels.min() < 0 or self.labels.max() >= len(self.label_names)):
             problems.append(
-                f"labels hold values outside 0..{len(self.label_names) - 1} "
-                f"(label_names {self.label_names})"
+                f"labels hold values outside 0..{len(self.label_names) - 1} (label_names {self.label_names})"
             )
         for name in ("durations_s", "sample_rates"):
             if getattr(self, name).shape != (n,):

@@ -39,8 +39,16 @@ class FrontEndConfig:
     log_offset: float = 1e-10
 
     def __post_init__(self) -> None:
-        positive = ("sample_rate", "long_segment", "long_hop", "short_segment", "short_hop",
-                    "n_fft", "stft_hop", "n_mels")
+        positive = (
+            "sample_rate",
+            "long_segment",
+            "long_hop",
+            "short_segment",
+            "short_hop",
+            "n_fft",
+            "stft_hop",
+            "n_mels",
+        )
         for key in positive:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -71,9 +79,7 @@ class FrontEndConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ValueError(
-                f"unknown front_end parameters {unknown}; allowed keys are {sorted(known)}"
-            )
+            raise ValueError(f"unknown front_end parameters {unknown}; allowed keys are {sorted(known)}")
         return cls(**params)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,9 +157,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     f_sp = 200.0 / 3
     min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, math.log(6.4) / 27.0
-    return np.where(
-        mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel
-    )
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
 @lru_cache(maxsize=8)
@@ -240,10 +244,7 @@ def rejection_reason(samples: np.ndarray, sample_rate: int, config: FrontEndConf
         return f"non-finite samples: {n_bad} NaN or infinite values"
     duration = samples.shape[0] / sample_rate
     if count_long_segments(resampled_length(samples.shape[0], sample_rate, config.sample_rate), config) == 0:
-        return (
-            f"too short: {duration:.3f} s, at least one long segment "
-            f"({config.min_duration_s:.3f} s) is needed"
-        )
+        return f"too short: {duration:.3f} s, at least one long segment ({config.min_duration_s:.3f} s) is needed"
     if not np.any(samples):
         return "silent: every sample is exactly zero (dead channel or muted sensor)"
     return None

@@ -31,9 +31,7 @@ class LabelError(ValueError):
 
 def check_mode(mode: str) -> str:
     if mode not in MODE_CLASS_NAMES:
-        raise ValueError(
-            f"unknown mode {mode!r}: allowed values are {sorted(MODE_CLASS_NAMES)}"
-        )
+        raise ValueError(f"unknown mode {mode!r}: allowed values are {sorted(MODE_CLASS_NAMES)}")
     return mode
 
 
@@ -46,9 +44,7 @@ def leak_output_idx(mode: str) -> int:
     return mode_class_names(mode).index(LEAK)
 
 
-def resolve_label_mapping(
-    raw_labels: Iterable[str], label_mapping: Mapping[str, str]
-) -> dict[str, str]:
+def resolve_label_mapping(raw_labels: Iterable[str], label_mapping: Mapping[str, str]) -> dict[str, str]:
     """Map every raw label name to one of the five classes, or say which cannot be.
 
     A class name maps to itself; other names must appear in ``label_mapping``.

@@ -84,7 +84,9 @@ class SegmentSource:
             self._is_leak = torch.from_numpy(np.repeat(self.long_is_leak, self.n_short))
         logger.info(
             "%d files, %d short segments (%.0f MB as float32): %s",
-            len(self.file_indices), self.n_samples, self.n_samples * sample_bytes / 2**20,
+            len(self.file_indices),
+            self.n_samples,
+            self.n_samples * sample_bytes / 2**20,
             "held in memory" if self.in_memory else f"streamed (budget {self.memory_budget_bytes / 2**20:.0f} MB)",
         )
 

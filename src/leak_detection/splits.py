@@ -23,9 +23,7 @@ MAX_FOLDS = 20
 def check_split_ratios(ratios: Mapping[str, float]) -> dict[str, float]:
     """Validate ``{"train": .7, "validation": .2, "test": .1}``-style ratios."""
     if set(ratios) != set(SPLITS):
-        raise ValueError(
-            f"split ratios must have exactly the keys {list(SPLITS)}, got {sorted(ratios)}"
-        )
+        raise ValueError(f"split ratios must have exactly the keys {list(SPLITS)}, got {sorted(ratios)}")
     clean = {}
     for name in SPLITS:
         value = ratios[name]
@@ -51,9 +49,7 @@ def _folds_per_split(n_folds: int, ratios: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def assign_splits(
-    labels: Sequence[str], groups: Sequence[str], ratios: Mapping[str, float], seed: int
-) -> np.ndarray:
+def assign_splits(labels: Sequence[str], groups: Sequence[str], ratios: Mapping[str, float], seed: int) -> np.ndarray:
     """Split name for every file; no group spans two splits.
 
     Raises:
@@ -67,10 +63,7 @@ def assign_splits(
     n_groups = len(np.unique(groups))
     n_needed = 2 + (ratios["test"] > 0)
     if n_groups < n_needed:
-        raise ValueError(
-            f"only {n_groups} group(s): at least {n_needed} are needed so that no group "
-            "spans two splits"
-        )
+        raise ValueError(f"only {n_groups} group(s): at least {n_needed} are needed so that no group spans two splits")
     n_folds = min(MAX_FOLDS, n_groups)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold_of_file = np.empty(labels.size, dtype=np.int64)

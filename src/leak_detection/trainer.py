@@ -94,8 +94,18 @@ class TrainerConfig:
     def trajectory(self) -> dict[str, Any]:
         """The settings that shape the optimisation path: a checkpoint made under
         other values cannot be continued (epochs and patience may change)."""
-        keep = ("batch_size", "learning_rate", "weight_decay", "warmup_epochs", "min_lr_ratio",
-                "grad_clip", "leak_aux_weight", "dropout", "seed", "amp")
+        keep = (
+            "batch_size",
+            "learning_rate",
+            "weight_decay",
+            "warmup_epochs",
+            "min_lr_ratio",
+            "grad_clip",
+            "leak_aux_weight",
+            "dropout",
+            "seed",
+            "amp",
+        )
         return {k: getattr(self, k) for k in keep}
 
 
@@ -175,7 +185,9 @@ def validation_file_f1(
     model: nn.Module, validation: SegmentSource, leak_output_idx: int, loss_fn: nn.Module, **predict_kwargs
 ) -> dict[str, float]:
     """Validation loss and file-level leak F1/P/R at the best swept threshold."""
-    predictions = predict_segments(model, validation.ordered_blocks(), leak_output_idx, loss_fn=loss_fn, **predict_kwargs)
+    predictions = predict_segments(
+        model, validation.ordered_blocks(), leak_output_idx, loss_fn=loss_fn, **predict_kwargs
+    )
     long_scores = long_segment_scores(predictions.leak_probability, validation.n_short)
     threshold, curve = sweep_thresholds(long_scores, validation.local_offsets, validation.file_is_leak)
     best = next(row for row in curve if row["threshold"] == threshold)
@@ -214,8 +226,12 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
         optimizer, warmup_cosine(round(config.warmup_epochs * steps_per_epoch), total_steps, config.min_lr_ratio)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    predict_kwargs = {"batch_size": config.eval_batch_size, "device": device, "amp_dtype": amp_dtype,
-                      "channels_last": channels_last}
+    predict_kwargs = {
+        "batch_size": config.eval_batch_size,
+        "device": device,
+        "amp_dtype": amp_dtype,
+        "channels_last": channels_last,
+    }
 
     checkpoints = CheckpointFolder(config.checkpoint_dir, config.keep_checkpoints)
     compatibility = {
@@ -255,8 +271,14 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
         model.train()
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(total=train.n_samples, desc=f"{label}epoch {epoch}/{config.epochs}", unit="seg",
-                   unit_scale=True, leave=False, mininterval=1.0)
+        bar = tqdm(
+            total=train.n_samples,
+            desc=f"{label}epoch {epoch}/{config.epochs}",
+            unit="seg",
+            unit_scale=True,
+            leave=False,
+            mininterval=1.0,
+        )
         for x, y, leak in train.shuffled_batches(config.batch_size, generator):
             x, y, leak = x.to(device, non_blocking=True), y.to(device), leak.to(device)
             if channels_last:
@@ -292,36 +314,57 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
         # Equal F1 up to rounding is no improvement: keep the earlier, cheaper model.
         improved = record["val_file_leak_f1"] > best["f1"] + 1e-9
         if improved:
-            best = {"f1": record["val_file_leak_f1"], "epoch": epoch, "threshold": record["val_threshold"],
-                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            best = {
+                "f1": record["val_file_leak_f1"],
+                "epoch": epoch,
+                "threshold": record["val_threshold"],
+                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            }
             stale = 0
         else:
             stale += 1
         logger.info(
             "%sepoch %d/%d  train loss %.4f acc %.3f | val loss %.4f file leak F1 %.3f P %.3f R %.3f (thr %.2f)"
             " | lr %.2e | %.1f s, %.0f samples/s%s",
-            label, epoch, config.epochs, record["train_loss"], record["train_accuracy"], record["val_loss"],
-            record["val_file_leak_f1"], record["val_file_leak_precision"], record["val_file_leak_recall"],
-            record["val_threshold"], record["learning_rate"], record["seconds"], record["samples_per_second"],
+            label,
+            epoch,
+            config.epochs,
+            record["train_loss"],
+            record["train_accuracy"],
+            record["val_loss"],
+            record["val_file_leak_f1"],
+            record["val_file_leak_precision"],
+            record["val_file_leak_recall"],
+            record["val_threshold"],
+            record["learning_rate"],
+            record["seconds"],
+            record["samples_per_second"],
             "  *best*" if improved else "",
         )
         stopped_early = stale >= config.patience
-        checkpoints.save({
-            "epoch": epoch,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "best": best,
-            "epochs_without_improvement": stale,
-            "history": history,
-            "train_seconds": train_seconds,
-            "rng": {"torch": torch.get_rng_state()},
-            "compatibility": compatibility,
-        })
+        checkpoints.save(
+            {
+                "epoch": epoch,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "best": best,
+                "epochs_without_improvement": stale,
+                "history": history,
+                "train_seconds": train_seconds,
+                "rng": {"torch": torch.get_rng_state()},
+                "compatibility": compatibility,
+            }
+        )
         if stopped_early:
-            logger.info("%sno improvement for %d epochs: stopping early after epoch %d (best epoch %d)",
-                        label, config.patience, epoch, best["epoch"])
+            logger.info(
+                "%sno improvement for %d epochs: stopping early after epoch %d (best epoch %d)",
+                label,
+                config.patience,
+                epoch,
+                best["epoch"],
+            )
     if best["state"] is None:
         raise RuntimeError("training ran no epoch: nothing to save")
     return FitResult(

@@ -28,7 +28,9 @@ def test_manifest_overrides_folder_labels_and_gives_groups(tmp_path, make_wav):
     make_wav(tmp_path / "LEAK" / "b.wav")
     make_wav(tmp_path / "unsorted.wav")
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("path,label,group\nLEAK/a.wav,CRACK,site1\nunsorted.wav,NORMAL,site2\nLEAK/gone.wav,LEAK,site3\n")
+    manifest.write_text(
+        "path,label,group\nLEAK/a.wav,CRACK,site1\nunsorted.wav,NORMAL,site2\nLEAK/gone.wav,LEAK,site3\n"
+    )
     recordings = RecordingsDataset(path=tmp_path).load()
     table = recordings.table.set_index("file_id")
     assert table.loc["LEAK/a.wav", ["raw_label", "group"]].tolist() == ["CRACK", "site1"]

@@ -89,21 +89,15 @@ def test_versioned_load_of_an_older_version(tmp_path):
     assert (path / OLDER / "best.pth").is_file()
     assert (path / NEWER / "best.pth").is_file()
 
-    _assert_same_state(
-        TorchModelDataset(filepath=path, version=Version(OLDER, None)).load(), old.state_dict()
-    )
+    _assert_same_state(TorchModelDataset(filepath=path, version=Version(OLDER, None)).load(), old.state_dict())
     # Unpinned: the newest.
-    _assert_same_state(
-        TorchModelDataset(filepath=path, version=Version(None, None)).load(), new.state_dict()
-    )
+    _assert_same_state(TorchModelDataset(filepath=path, version=Version(None, None)).load(), new.state_dict())
 
 
 def test_missing_version_lists_the_existing_ones(tmp_path):
     path = tmp_path / "best.pth"
     for version in (OLDER, NEWER):
-        TorchModelDataset(filepath=path, version=Version(None, version)).save(
-            _model(0).state_dict()
-        )
+        TorchModelDataset(filepath=path, version=Version(None, version)).save(_model(0).state_dict())
 
     missing = "2025-06-30T00.00.00.000Z"
     with pytest.raises(DatasetError) as excinfo:

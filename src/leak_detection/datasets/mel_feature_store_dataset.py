@@ -16,7 +16,6 @@ import json
 import logging
 import operator
 import os
-import uuid
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import h5py
 import numpy as np
 from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path
 
+from leak_detection.atomic_files import atomic_path
 from leak_detection.feature_store import FORMAT_VERSION, MelFeatureStore
 
 logger = logging.getLogger(__name__)
@@ -161,19 +161,14 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         self._save_args["dtype"] = _check_dtype("save_args", self._save_args["dtype"])
         self._load_args["dtype"] = _check_dtype("load_args", self._load_args["dtype"])
         if not isinstance(self._load_args["lazy"], bool):
-            raise DatasetError(
-                f"load_args 'lazy' must be true or false; got {self._load_args['lazy']!r}."
-            )
+            raise DatasetError(f"load_args 'lazy' must be true or false; got {self._load_args['lazy']!r}.")
 
         chunk = self._save_args["chunk_long_segments"]
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-            raise DatasetError(
-                f"save_args 'chunk_long_segments' must be a positive integer; got {chunk!r}."
-            )
+            raise DatasetError(f"save_args 'chunk_long_segments' must be a positive integer; got {chunk!r}.")
         if self._save_args["compression"] not in _COMPRESSIONS:
             raise DatasetError(
-                f"save_args 'compression' must be one of {list(_COMPRESSIONS)}; "
-                f"got {self._save_args['compression']!r}."
+                f"save_args 'compression' must be one of {list(_COMPRESSIONS)}; got {self._save_args['compression']!r}."
             )
 
     def _describe(self) -> dict[str, Any]:
@@ -190,15 +185,11 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
     def load(self) -> MelFeatureStore:
         path = self._filepath
         if not path.is_file():
-            raise DatasetError(
-                f"The mel feature store does not exist at {path}; {_BUILD_HINT}."
-            )
+            raise DatasetError(f"The mel feature store does not exist at {path}; {_BUILD_HINT}.")
         try:
             h5 = h5py.File(path, "r")
         except OSError as exc:
-            raise DatasetError(
-                f"Could not open the mel feature store at {path} as HDF5: {exc}"
-            ) from exc
+            raise DatasetError(f"Could not open the mel feature store at {path} as HDF5: {exc}") from exc
         with h5:
             version = h5.attrs.get("format_version")
             if version is not None and int(version) > FORMAT_VERSION:
@@ -220,16 +211,13 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         try:
             return MelFeatureStore(**parts)
         except ValueError as exc:
-            raise DatasetError(
-                f"The mel feature store at {path} is inconsistent: {exc}"
-            ) from exc
+            raise DatasetError(f"The mel feature store at {path} is inconsistent: {exc}") from exc
 
     def save(self, data: MelFeatureStore) -> None:
         path = self._filepath
         if not isinstance(data, MelFeatureStore):
             raise DatasetError(
-                f"MelFeatureStoreDataset at {path} can only save a MelFeatureStore; "
-                f"got {type(data).__name__}."
+                f"MelFeatureStoreDataset at {path} can only save a MelFeatureStore; got {type(data).__name__}."
             )
         try:
             # The dataclass checks itself on construction; check again in case it was
@@ -238,26 +226,12 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         except ValueError as exc:
             raise DatasetError(f"Refusing to save to {path}: {exc}") from exc
 
-        tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             # "x": never clobber another writer's temporary file.
-            with h5py.File(tmp_path, "x") as h5:
+            with atomic_path(path) as tmp_path, h5py.File(tmp_path, "x") as h5:
                 self._write(h5, data)
-            _fsync_file(tmp_path)
-            os.replace(tmp_path, path)
-        except BaseException as exc:
-            try:
-                tmp_path.unlink(missing_ok=True)
-            except OSError:  # pragma: no cover - best effort cleanup
-                logger.warning("Could not remove temporary file %s", tmp_path)
-            if isinstance(exc, Exception):
-                raise DatasetError(
-                    f"Failed to save the mel feature store to {path}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            raise
-        _fsync_dir(path.parent)
+        except Exception as exc:
+            raise DatasetError(f"Failed to save the mel feature store to {path}: {type(exc).__name__}: {exc}") from exc
 
     def _write(self, h5: h5py.File, data: MelFeatureStore) -> None:
         dtype = np.dtype(self._save_args["dtype"])
@@ -294,9 +268,7 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         h5.create_dataset("sample_rates", data=np.asarray(data.sample_rates, dtype=np.int64))
 
         h5.attrs["label_names"] = json.dumps(list(data.label_names), ensure_ascii=False)
-        h5.attrs["feature_config"] = json.dumps(
-            data.feature_config, ensure_ascii=False, default=_json_default
-        )
+        h5.attrs["feature_config"] = json.dumps(data.feature_config, ensure_ascii=False, default=_json_default)
         h5.attrs["created_at_utc"] = str(data.created_at_utc)
         h5.attrs["source_fingerprint"] = str(data.source_fingerprint)
         h5.attrs["format_version"] = int(FORMAT_VERSION)
@@ -307,8 +279,7 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         missing += [f"attribute '{name}'" for name in _RAGGED_ATTRS if name not in h5.attrs]
         if missing:
             raise DatasetError(
-                f"The mel feature store at {path} is missing {', '.join(missing)}; "
-                f"rebuild it ({_BUILD_HINT})."
+                f"The mel feature store at {path} is missing {', '.join(missing)}; rebuild it ({_BUILD_HINT})."
             )
         segments_ds = h5["segments_mel"]
         if self._load_args["lazy"]:
@@ -343,22 +314,13 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         if names_attr is None:
             missing.append("attribute 'labels_json'")
         if missing:
-            raise DatasetError(
-                f"The legacy (fixed-shape) mel feature store at {path} is missing "
-                f"{', '.join(missing)}."
-            )
+            raise DatasetError(f"The legacy (fixed-shape) mel feature store at {path} is missing {', '.join(missing)}.")
         seg_ds = h5["segments_mel"]
         n_files, per_file = seg_ds.shape[:2]
         segments = self._read_segments(seg_ds).reshape(n_files * per_file, *seg_ds.shape[2:])
-        file_ids = (
-            _read_strings(h5["file_ids"])
-            if "file_ids" in h5
-            else [f"file_{i:05d}" for i in range(n_files)]
-        )
+        file_ids = _read_strings(h5["file_ids"]) if "file_ids" in h5 else [f"file_{i:05d}" for i in range(n_files)]
         groups = _read_strings(h5["groups"]) if "groups" in h5 else list(file_ids)
-        feature_config = (
-            _json_attr(h5, "feature_config", path, dict) if "feature_config" in h5.attrs else {}
-        )
+        feature_config = _json_attr(h5, "feature_config", path, dict) if "feature_config" in h5.attrs else {}
         logger.info(
             "Read a legacy fixed-shape mel feature store at %s (%d files x %d long "
             "segments); converted it to the ragged layout in memory.",
@@ -368,8 +330,7 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         )
         if self._load_args["lazy"]:
             logger.info(
-                "load_args lazy=True does not apply to the legacy layout; the segments "
-                "of %s were read into memory.",
+                "load_args lazy=True does not apply to the legacy layout; the segments of %s were read into memory.",
                 path,
             )
         return {
@@ -434,28 +395,21 @@ class H5Rows:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return (
-            f"H5Rows('{self.filepath}', '/{self.dataset}', shape={self.shape}, "
-            f"dtype={self.dtype.name})"
-        )
+        return f"H5Rows('{self.filepath}', '/{self.dataset}', shape={self.shape}, dtype={self.dtype.name})"
 
     def __getitem__(self, key: int | slice) -> np.ndarray:
         n = self.shape[0]
         if isinstance(key, slice):
             start, stop, step = key.indices(n)
             if step != 1:
-                raise IndexError(
-                    f"H5Rows reads contiguous rows only (slice step 1); got step {step}."
-                )
+                raise IndexError(f"H5Rows reads contiguous rows only (slice step 1); got step {step}.")
             return self.read_rows([start], [max(start, stop)])
         if isinstance(key, (bool, np.bool_)):
             raise TypeError("H5Rows takes an integer or a slice, not a boolean.")
         try:
             index = operator.index(key)
         except TypeError:
-            raise TypeError(
-                f"H5Rows takes an integer or a slice along axis 0; got {type(key).__name__}."
-            ) from None
+            raise TypeError(f"H5Rows takes an integer or a slice along axis 0; got {type(key).__name__}.") from None
         if not -n <= index < n:
             raise IndexError(f"row {index} is out of range for {n} rows of {self!r}.")
         index %= n
@@ -468,16 +422,12 @@ class H5Rows:
         stops = np.asarray(stops, dtype=np.int64)
         if starts.ndim != 1 or starts.shape != stops.shape:
             raise ValueError(
-                f"starts and stops must be 1-D and of equal length; got shapes "
-                f"{starts.shape} and {stops.shape}."
+                f"starts and stops must be 1-D and of equal length; got shapes {starts.shape} and {stops.shape}."
             )
         bad = np.flatnonzero((starts < 0) | (stops < starts) | (stops > self.shape[0]))
         if bad.size:
             k = int(bad[0])
-            raise IndexError(
-                f"row range {int(starts[k])}:{int(stops[k])} is not within 0:{self.shape[0]} "
-                f"of {self!r}."
-            )
+            raise IndexError(f"row range {int(starts[k])}:{int(stops[k])} is not within 0:{self.shape[0]} of {self!r}.")
         lengths = stops - starts
         out = np.empty((int(lengths.sum()), *self.shape[1:]), dtype=self.dtype)
         if out.shape[0] == 0:
@@ -488,9 +438,7 @@ class H5Rows:
             for start, stop, length in zip(starts, stops, lengths, strict=True):
                 if length:
                     # HDF5 converts to the output dtype during the read.
-                    ds.read_direct(
-                        out, source_sel=np.s_[start:stop], dest_sel=np.s_[pos : pos + length]
-                    )
+                    ds.read_direct(out, source_sel=np.s_[start:stop], dest_sel=np.s_[pos : pos + length])
                     pos += length
         return out
 
@@ -533,10 +481,7 @@ def _file_signature(h5: h5py.File, path: Path) -> tuple[int, ...]:
 def _check_keys(kind: str, args: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(args) - set(allowed))
     if unknown:
-        raise DatasetError(
-            f"Unknown {kind} key(s) {unknown} for MelFeatureStoreDataset; "
-            f"allowed: {list(allowed)}."
-        )
+        raise DatasetError(f"Unknown {kind} key(s) {unknown} for MelFeatureStoreDataset; allowed: {list(allowed)}.")
 
 
 def _check_dtype(kind: str, value: Any) -> str:
@@ -545,9 +490,7 @@ def _check_dtype(kind: str, value: Any) -> str:
     except TypeError:
         name = None
     if name not in _SEGMENT_DTYPES:
-        raise DatasetError(
-            f"{kind} 'dtype' must be one of {list(_SEGMENT_DTYPES)}; got {value!r}."
-        )
+        raise DatasetError(f"{kind} 'dtype' must be one of {list(_SEGMENT_DTYPES)}; got {value!r}.")
     return name
 
 
@@ -578,8 +521,7 @@ def _json_attr(h5: h5py.File, name: str, path: Path, expected: type) -> Any:
             value = json.loads(_str_attr(raw))
         except json.JSONDecodeError as exc:
             raise DatasetError(
-                f"Attribute '{name}' of the mel feature store at {path} is not valid "
-                f"JSON: {exc}"
+                f"Attribute '{name}' of the mel feature store at {path} is not valid JSON: {exc}"
             ) from exc
     if not isinstance(value, expected):
         raise DatasetError(
@@ -595,25 +537,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"feature_config value {value!r} is not JSON serialisable")
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename durable; best effort (not possible on every platform)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -59,10 +59,7 @@ def resolve_inside(root: Path, relative: str) -> Path:
     """``root / relative``, refused when it would leave ``root`` (``..``, absolute, links)."""
     candidate = (root / relative).resolve()
     if not candidate.is_relative_to(root.resolve()):
-        raise DatasetError(
-            f"path {relative!r} resolves to {candidate}, outside the recordings folder "
-            f"{root}: refused"
-        )
+        raise DatasetError(f"path {relative!r} resolves to {candidate}, outside the recordings folder {root}: refused")
     return candidate
 
 
@@ -138,7 +135,9 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
         table["size_bytes"] = np.array([s.st_size for s in stats], dtype=np.int64)
         table["mtime_ns"] = np.array([s.st_mtime_ns for s in stats], dtype=np.int64)
         logger.debug(
-            "Found %d recordings in %s%s", len(table), root,
+            "Found %d recordings in %s%s",
+            len(table),
+            root,
             f" (manifest {manifest})" if manifest else "",
         )
         return RecordingCollection(root=root, table=table, unusable=unusable)

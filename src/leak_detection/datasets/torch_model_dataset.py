@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import uuid
 from collections import OrderedDict
 from copy import deepcopy
 from pathlib import Path, PurePosixPath
@@ -24,6 +23,8 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+
+from leak_detection.atomic_files import atomic_path
 
 StateDict = dict[str, torch.Tensor]
 
@@ -161,9 +162,7 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
 
         problem = _state_dict_problem(state_dict)
         if problem:
-            raise DatasetError(
-                f"The model file '{load_path}' is not a plain state_dict: {problem}."
-            )
+            raise DatasetError(f"The model file '{load_path}' is not a plain state_dict: {problem}.")
         return state_dict
 
     def save(self, data: StateDict) -> None:
@@ -207,9 +206,7 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
                 f"yet (no version folders with '{self._filepath.name}' under "
                 f"'{self._filepath}')."
             ) from exc
-        if self._version and not self._fs.exists(
-            get_filepath_str(load_path, self._protocol)
-        ):
+        if self._version and not self._fs.exists(get_filepath_str(load_path, self._protocol)):
             versions = self._existing_versions()
             raise VersionNotFoundError(
                 f"Version '{self.resolve_load_version()}' of the model state_dict "
@@ -242,9 +239,7 @@ def _state_dict_problem(data: Any) -> str | None:
     if bad_keys:
         return f"keys must be strings; got {', '.join(repr(k) for k in bad_keys[:3])}"
     bad_values = [
-        f"'{key}' holds a {type(value).__name__}"
-        for key, value in data.items()
-        if not isinstance(value, torch.Tensor)
+        f"'{key}' holds a {type(value).__name__}" for key, value in data.items() if not isinstance(value, torch.Tensor)
     ]
     if bad_values:
         more = f" (and {len(bad_values) - 3} more)" if len(bad_values) > 3 else ""
@@ -255,9 +250,7 @@ def _state_dict_problem(data: Any) -> str | None:
 def _portable(data: StateDict) -> StateDict:
     """The tensors on the CPU, detached and contiguous, keeping the module versions
     (``_metadata``) that ``load_state_dict`` uses to upgrade old layouts."""
-    state_dict: StateDict = OrderedDict(
-        (key, tensor.detach().to("cpu").contiguous()) for key, tensor in data.items()
-    )
+    state_dict: StateDict = OrderedDict((key, tensor.detach().to("cpu").contiguous()) for key, tensor in data.items())
     module_versions = getattr(data, "_metadata", None)
     if module_versions is not None:
         state_dict._metadata = deepcopy(module_versions)  # type: ignore[attr-defined]
@@ -265,31 +258,15 @@ def _portable(data: StateDict) -> StateDict:
 
 
 def _save_atomically(state_dict: StateDict, path: Path) -> None:
-    tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # "x": never clobber another writer's temporary file.
-        with open(tmp_path, "xb") as tmp_file:
+        with atomic_path(path) as tmp_path, open(tmp_path, "xb") as tmp_file:
             torch.save(state_dict, tmp_file)
-            tmp_file.flush()
-            os.fsync(tmp_file.fileno())
-        os.replace(tmp_path, path)
-    except BaseException as exc:
-        tmp_path.unlink(missing_ok=True)
-        if isinstance(exc, Exception):
-            raise DatasetError(
-                f"Failed to save the model state_dict to '{path}': "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        raise
-    _fsync_dir(path.parent)
+    except Exception as exc:
+        raise DatasetError(f"Failed to save the model state_dict to '{path}': {type(exc).__name__}: {exc}") from exc
 
 
 def _unreadable_message(path: str, exc: Exception) -> str:
-    message = (
-        f"The model file '{path}' is corrupted or not a plain state_dict "
-        f"(a dict of str -> torch.Tensor)"
-    )
+    message = f"The model file '{path}' is corrupted or not a plain state_dict (a dict of str -> torch.Tensor)"
     if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
         return (
             f"{message}: torch.load with weights_only=True refused it "
@@ -310,17 +287,3 @@ def _weights_only_reason(message: str) -> str:
         if line and not line.startswith(("Weights only load failed", "Check the documentation")):
             reasons.append(line)
     return " ".join(reasons) or "no reason given"
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename durable; best effort (not possible on every platform)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

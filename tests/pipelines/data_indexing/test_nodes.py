@@ -10,8 +10,15 @@ def recordings_index():
     for split, n in (("train", 4), ("validation", 2), ("test", 1)):
         for label in ("LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"):
             for i in range(n):
-                rows.append({"file_id": f"{label}/{split}{i}.wav", "label": label, "group": f"{split}{i}",
-                             "split": split, "n_long_segments": 10 if label == "LEAK" else 30})
+                rows.append(
+                    {
+                        "file_id": f"{label}/{split}{i}.wav",
+                        "label": label,
+                        "group": f"{split}{i}",
+                        "split": split,
+                        "n_long_segments": 10 if label == "LEAK" else 30,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

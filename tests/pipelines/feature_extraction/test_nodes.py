@@ -43,7 +43,7 @@ def run_extraction(root, strict=False):
 
 def test_rejected_report_lists_each_kind_of_bad_file(folder_with_bad_files):
     store, rejected = run_extraction(folder_with_bad_files)
-    reasons = dict(zip(rejected["file_id"], rejected["reason"]))
+    reasons = dict(zip(rejected["file_id"], rejected["reason"], strict=False))
     assert reasons["LEAK/zero_bytes.wav"].startswith("unreadable")
     assert reasons["LEAK/random_bytes.wav"].startswith("unreadable")
     assert reasons["QUIET/truncated_header.wav"].startswith("unreadable")
@@ -78,8 +78,10 @@ def test_index_has_one_row_per_featurised_file_with_its_split(tmp_path, make_wav
         label = ["LEAK", "NORMAL", "QUIET"][i % 3]
         make_wav(tmp_path / label / f"g{i // 3}" / f"{i}.wav", seconds=1.0, seed=i)
     manifest = pd.DataFrame(
-        {"path": [f"{['LEAK', 'NORMAL', 'QUIET'][i % 3]}/g{i // 3}/{i}.wav" for i in range(30)],
-         "group": [f"g{i // 3}" for i in range(30)]}
+        {
+            "path": [f"{['LEAK', 'NORMAL', 'QUIET'][i % 3]}/g{i // 3}/{i}.wav" for i in range(30)],
+            "group": [f"g{i // 3}" for i in range(30)],
+        }
     )
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
     recordings = RecordingsDataset(path=tmp_path).load()

@@ -11,17 +11,37 @@ from leak_detection.trainer import warmup_cosine
 from tests.conftest import synthetic_store
 
 SPEC_META_FIELDS = {
-    "binary_mode", "num_classes", "class_names", "original_class_names", "leak_class_name", "leak_idx",
-    "best_file_leak_f1", "best_epoch", "eval_method", "model_type", "trainer_cfg",
-    "leak_output_idx", "threshold", "feature_config", "param_count", "dataset_fingerprint", "split_files",
+    "binary_mode",
+    "num_classes",
+    "class_names",
+    "original_class_names",
+    "leak_class_name",
+    "leak_idx",
+    "best_file_leak_f1",
+    "best_epoch",
+    "eval_method",
+    "model_type",
+    "trainer_cfg",
+    "leak_output_idx",
+    "threshold",
+    "feature_config",
+    "param_count",
+    "dataset_fingerprint",
+    "split_files",
 }
 
 
 def train(tmp_path, mode="binary", store_and_index=None, **overrides):
     store, index = store_and_index or synthetic_store()
     targets = file_targets(index, mode)
-    params = {"epochs": 3, "batch_size": 64, "patience": 5, "checkpoint_dir": str(tmp_path / mode / "checkpoints"),
-              "eval_batch_size": 256, **overrides}
+    params = {
+        "epochs": 3,
+        "batch_size": 64,
+        "patience": 5,
+        "checkpoint_dir": str(tmp_path / mode / "checkpoints"),
+        "eval_batch_size": 256,
+        **overrides,
+    }
     return train_model(store, targets, summarise_classes(targets, mode), params, mode)
 
 
@@ -74,7 +94,10 @@ def test_an_interrupted_run_resumed_gives_the_same_weights(tmp_path, monkeypatch
     last = torch.load(tmp_path / "b/multiclass/checkpoints/last.pth", weights_only=True)
     assert last["epoch"] == 3
     assert sorted(p.name for p in (tmp_path / "b/multiclass/checkpoints").glob("epoch_*.pth")) == [
-        "epoch_001.pth", "epoch_002.pth", "epoch_003.pth"]
+        "epoch_001.pth",
+        "epoch_002.pth",
+        "epoch_003.pth",
+    ]
 
 
 def test_changed_data_starts_fresh_and_says_why(tmp_path, caplog):

@@ -45,7 +45,12 @@ def label_recordings(recordings: RecordingCollection, label_mapping: dict[str, s
     mapping = resolve_label_mapping(table["raw_label"], label_mapping or {})
     table["label"] = table["raw_label"].map(mapping)
     counts = table["label"].value_counts().reindex(CLASS_NAMES, fill_value=0)
-    logger.info("Found %d recordings in %s; per class: %s", len(table), recordings.root, ", ".join(f"{k} {v}" for k, v in counts.items()))
+    logger.info(
+        "Found %d recordings in %s; per class: %s",
+        len(table),
+        recordings.root,
+        ", ".join(f"{k} {v}" for k, v in counts.items()),
+    )
     return table
 
 
@@ -71,9 +76,7 @@ def extract_features(
     """
     config = FrontEndConfig.from_params(front_end)
     strict = bool(extraction.get("strict", False))
-    rejected = [
-        {"file_id": fid, "raw_label": "", "reason": reason} for fid, reason in recordings.unusable
-    ]
+    rejected = [{"file_id": fid, "raw_label": "", "reason": reason} for fid, reason in recordings.unusable]
     if strict and rejected:
         raise BadRecordingError(f"{rejected[0]['file_id']}: {rejected[0]['reason']}")
     features, kept, durations, rates = [], [], [], []
@@ -118,12 +121,17 @@ def extract_features(
     )
     logger.info(
         "Extracted %d long segments from %d recordings (%.0f s of audio) in %.1f s: %.0fx real time",
-        store.n_long_segments, store.n_files, audio_seconds, elapsed, audio_seconds / max(elapsed, 1e-9),
+        store.n_long_segments,
+        store.n_files,
+        audio_seconds,
+        elapsed,
+        audio_seconds / max(elapsed, 1e-9),
     )
     if rejected:
         logger.warning(
             "Rejected %d of %d recordings; reasons in the rejected-recordings report",
-            len(rejected), len(labelled) + len(recordings.unusable),
+            len(rejected),
+            len(labelled) + len(recordings.unusable),
         )
     else:
         logger.info("Rejected 0 recordings")

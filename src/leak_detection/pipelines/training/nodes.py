@@ -91,8 +91,13 @@ def train_model(
     result = fit(model, train, validation, loss_fn, leak_output_idx(mode), config, fingerprint, label=f"{mode}: ")
     logger.info(
         "%s: best validation file-level leak F1 %.3f at epoch %d (threshold %.2f); %d epochs, %.0f s, %.0f samples/s",
-        mode, result.best_file_leak_f1, result.best_epoch, result.best_threshold, result.epochs_run,
-        result.train_seconds, result.samples_per_second,
+        mode,
+        result.best_file_leak_f1,
+        result.best_epoch,
+        result.best_threshold,
+        result.epochs_run,
+        result.train_seconds,
+        result.samples_per_second,
     )
     meta = {
         # The reference system's fields, as its users know them.
