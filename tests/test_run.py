@@ -107,7 +107,23 @@ def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_rec
         model.load_state_dict(torch.load(models / "best.pth" / version / "best.pth", weights_only=True))
         assert state_dict_sha256(model.state_dict()) == meta["state_dict_sha256"]
         assert (models / "checkpoints" / "last.pth").exists()
-        assert (project / f"data/08_reporting/{mode}/training_history.csv").exists()
+        reports = project / f"data/08_reporting/{mode}"
+        assert (reports / "training_history.csv").exists()
+        metrics = json.loads((reports / "metrics.json" / version / "metrics.json").read_text())
+        assert metrics["threshold"] == meta["threshold"]
+        assert {"f1", "precision", "recall", "specificity", "roc_auc", "segment_leak_f1"} <= set(metrics["test"])
+        predictions = pd.read_csv(reports / "file_predictions.csv")
+        assert set(predictions["split"]) == {"validation", "test"}
+        assert len(pd.read_csv(reports / "threshold_curve.csv")) == 17
+        assert {p.name for p in (reports / "plots").iterdir()} == {
+            "confusion_matrix.png",
+            "roc_pr_curves.png",
+            "threshold_curve.png",
+            "file_timelines.png",
+        }
+    comparison = json.loads((project / "data/08_reporting/mode_comparison.json").read_text())
+    assert set(comparison["modes"]) == {"binary", "multiclass"}
+    assert "| f1 |" in (project / "data/08_reporting/mode_comparison.md").read_text()
 
 
 def test_one_branch_runs_alone_from_the_existing_store(project):
@@ -139,5 +155,5 @@ def test_viz_shows_each_mode_as_a_modular_pipeline_holding_its_templates(project
     modular = json.loads((project / "build" / "api" / "main").read_text())["modular_pipelines"]
     for mode in ("binary", "multiclass"):
         children = {child["id"] for child in modular[mode]["children"] if child["type"] == "modularPipeline"}
-        assert children == {f"{mode}.data_indexing", f"{mode}.training"}
+        assert children == {f"{mode}.data_indexing", f"{mode}.training", f"{mode}.evaluation"}
     assert "feature_extraction" in modular

@@ -122,3 +122,25 @@ def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()
+
+
+def model_from_state(state_dict: dict[str, torch.Tensor], meta: dict) -> LeakCNNMulti:
+    """Rebuild a saved model in eval mode, refusing a meta that belongs to other weights.
+
+    A model and a ``model_meta.json`` of different versions would pair a threshold
+    and class order with weights they were not made for, so the weights' hash in
+    the meta must match.
+    """
+    if meta.get("model_type") != "LeakCNNMulti":
+        raise ValueError(f"model_meta says model_type {meta.get('model_type')!r}; this project builds LeakCNNMulti")
+    expected = meta.get("state_dict_sha256")
+    actual = state_dict_sha256(state_dict)
+    if expected is not None and expected != actual:
+        raise ValueError(
+            "the model weights and model_meta.json are from different versions "
+            f"(weights hash {actual[:12]}..., meta expects {expected[:12]}...); load both at the same version"
+        )
+    n_mels = int(meta.get("feature_config", {}).get("n_mels", 32))
+    model = LeakCNNMulti(n_classes=int(meta["num_classes"]), n_mels=n_mels)
+    model.load_state_dict(state_dict)  # strict: a mismatched checkpoint is an error, never a partial load
+    return model.eval()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from leak_detection.pipelines import data_indexing, feature_extraction, training
+from leak_detection.pipelines import data_indexing, evaluation, feature_extraction, mode_comparison, training
 
 MODES = ("binary", "multiclass")
 SHARED_DATASETS = {"recordings_index", "mel_features"}
@@ -29,12 +29,14 @@ def register_pipelines() -> dict[str, Pipeline]:
     templates = {
         "data_indexing": data_indexing.create_pipeline(),
         "training": training.create_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
     }
-    train_both = shared + _instantiate(list(templates.values()))
+    train_both = shared + _instantiate(list(templates.values())) + mode_comparison.create_pipeline()
     return {
         "feature_extraction": shared,
         "data_indexing": shared + _instantiate([templates["data_indexing"]]),
         "training": _instantiate([templates["training"]]),
+        "evaluation": _instantiate([templates["evaluation"]]) + mode_comparison.create_pipeline(),
         **{mode: shared + _instantiate(list(templates.values()), (mode,)) for mode in MODES},
         "train_both": train_both,
         "train_from_store": train_both.filter(from_nodes=["feature_extraction.index_recordings_node"]),

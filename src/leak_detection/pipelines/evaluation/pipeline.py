@@ -1,0 +1,50 @@
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import choose_threshold, evaluation_metrics, evaluation_plots, predict_files, score_segments
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """The template; ``pipeline_registry`` instantiates it under each mode's namespace."""
+    return Pipeline(
+        [
+            Node(
+                func=score_segments,
+                inputs=["model", "model_meta", "mel_features", "file_targets", "params:evaluation"],
+                outputs="segment_scores",
+                name="score_segments_node",
+            ),
+            Node(
+                func=choose_threshold,
+                inputs=["segment_scores", "file_targets", "model_meta"],
+                outputs=["threshold_curve", "threshold"],
+                name="choose_threshold_node",
+            ),
+            Node(
+                func=predict_files,
+                inputs=["segment_scores", "file_targets", "threshold", "model_meta"],
+                outputs="file_predictions",
+                name="predict_files_node",
+            ),
+            Node(
+                func=evaluation_metrics,
+                inputs=["file_predictions", "segment_scores", "threshold", "model_meta"],
+                outputs="evaluation_metrics",
+                name="evaluation_metrics_node",
+            ),
+            Node(
+                func=evaluation_plots,
+                inputs=[
+                    "file_predictions",
+                    "segment_scores",
+                    "threshold_curve",
+                    "evaluation_metrics",
+                    "model_meta",
+                    "params:evaluation",
+                ],
+                outputs="evaluation_plots",
+                name="evaluation_plots_node",
+            ),
+        ],
+        namespace="evaluation",
+        prefix_datasets_with_namespace=False,
+    )

@@ -1,0 +1,24 @@
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import compare_modes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                func=compare_modes,
+                inputs=["binary_metrics", "multiclass_metrics", "binary_predictions", "multiclass_predictions"],
+                outputs=["mode_comparison", "mode_comparison_report"],
+                name="compare_modes_node",
+            ),
+        ],
+        inputs={
+            "binary_metrics": "binary.evaluation_metrics",
+            "multiclass_metrics": "multiclass.evaluation_metrics",
+            "binary_predictions": "binary.file_predictions",
+            "multiclass_predictions": "multiclass.file_predictions",
+        },
+        outputs={"mode_comparison", "mode_comparison_report"},
+        namespace="mode_comparison",
+    )

@@ -1,0 +1,122 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from leak_detection.pipelines.evaluation.nodes import choose_threshold, evaluation_metrics, predict_files
+
+META = {
+    "mode": "binary",
+    "class_names": ["NOLEAK", "LEAK"],
+    "eval_method": "paper_exact_file_level_50pct_voting",
+    "threshold": 0.6,
+    "leak_output_idx": 1,
+}
+
+
+def split_scores(file_scores, prefix):
+    """Segment scores for files given as lists of long-segment scores (3 equal short segments each)."""
+    long_scores = np.concatenate([np.asarray(s, float) for s in file_scores])
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in file_scores])])
+    probs = np.stack([1 - long_scores, long_scores], axis=1)
+    return {
+        "file_ids": [f"{prefix}{i}" for i in range(len(file_scores))],
+        "long_offsets": offsets,
+        "long_scores": long_scores,
+        "long_class_probs": probs,
+        "short_leak_probs": np.repeat(long_scores, 3),
+        "n_short": 3,
+    }
+
+
+@pytest.fixture
+def crafted():
+    # Validation: leaks score 0.65, non-leaks 0.55 -> only thresholds 0.60/0.65 separate them.
+    # Test: leaks score 0.35, non-leaks 0.2 -> on test alone 0.25..0.35 would be best.
+    scores = {
+        "validation": split_scores([[0.65, 0.65], [0.65, 0.65, 0.65], [0.55, 0.55], [0.55]], "v"),
+        "test": split_scores([[0.35, 0.35], [0.7, 0.7, 0.2], [0.2, 0.2], [0.65, 0.1], [0.1]], "t"),
+    }
+    targets = pd.DataFrame(
+        {
+            "file_id": ["v0", "v1", "v2", "v3", "t0", "t1", "t2", "t3", "t4"],
+            "split": ["validation"] * 4 + ["test"] * 5,
+            "label": ["LEAK", "LEAK", "NORMAL", "QUIET", "LEAK", "LEAK", "RANDOM", "MECHANICAL", "QUIET"],
+            "group": ["g0", "g0", "g1", "g1", "s1", "s2", "s1", "s2", "s2"],
+            "target": [1, 1, 0, 0, 1, 1, 0, 0, 0],
+        }
+    )
+    return scores, targets
+
+
+def test_the_threshold_comes_from_validation_even_when_test_would_prefer_another(crafted):
+    scores, targets = crafted
+    curve, threshold = choose_threshold(scores, targets, META)
+    assert threshold == 0.6
+    assert len(curve) == 17 and curve.loc[curve["f1"].idxmax(), "threshold"] == 0.6
+    predictions = predict_files(scores, targets, threshold, META)
+    test = predictions[predictions["split"] == "test"].set_index("file_id")
+    # At 0.6, test leak t0 (0.35) is missed although 0.3 would have caught it.
+    assert test["decision"].to_dict() == {"t0": "NOLEAK", "t1": "LEAK", "t2": "NOLEAK", "t3": "LEAK", "t4": "NOLEAK"}
+    assert test.loc["t1", "fraction_over_threshold"] == pytest.approx(2 / 3)
+    assert test.loc["t3", "fraction_over_threshold"] == pytest.approx(0.5)  # half of an even count is LEAK
+
+
+def test_metrics_on_crafted_predictions_match_hand_computed_values(crafted):
+    scores, targets = crafted
+    predictions = predict_files(scores, targets, 0.6, META)
+    metrics = evaluation_metrics(predictions, scores, 0.6, {**META, "state_dict_sha256": "x"})
+    test = metrics["test"]
+    # Test files: t0 FN, t1 TP, t2 TN, t3 FP, t4 TN.
+    assert (test["tp"], test["fn"], test["fp"], test["tn"]) == (1, 1, 1, 2)
+    assert test["precision"] == pytest.approx(0.5)
+    assert test["recall"] == pytest.approx(0.5)
+    assert test["specificity"] == pytest.approx(2 / 3)
+    assert test["f1"] == pytest.approx(0.5)
+    assert test["accuracy"] == pytest.approx(0.6)
+    # AUC of the fraction over threshold: leaks (0, 2/3) vs non-leaks (0, 0.5, 0):
+    # pairs won 0.5+0+0.5 (t0 ties), 1+1+1 (t1) -> 4/6.
+    assert test["roc_auc"] == pytest.approx(4 / 6)
+    # Short segments: t0 6 FN, t1 6 TP + 3 FN, t3 3 FP -> P 6/9, R 6/15.
+    assert test["segment_leak_f1"] == pytest.approx(2 * (6 / 9) * (6 / 15) / (6 / 9 + 6 / 15))
+    assert metrics["test_confusion_matrix"]["rows_true_columns_predicted"] == [[2, 1], [1, 1]]
+    assert metrics["test_leak_calls_by_true_class"] == {
+        "LEAK": 1,
+        "NORMAL": 0,
+        "QUIET": 0,
+        "RANDOM": 0,
+        "MECHANICAL": 1,
+    }
+    by_group = {row["group"]: row for row in metrics["test_by_group"]}
+    assert by_group["s1"]["fn"] == 1 and by_group["s1"]["tn"] == 1
+    assert by_group["s2"]["tp"] == 1 and by_group["s2"]["fp"] == 1 and by_group["s2"]["tn"] == 1
+
+
+def test_multiclass_file_class_follows_the_vote_then_the_most_probable_other_class():
+    meta = {
+        **META,
+        "mode": "multiclass",
+        "class_names": ["LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"],
+        "leak_output_idx": 0,
+    }
+    probs = np.array([[0.6, 0.1, 0.1, 0.1, 0.1], [0.5, 0.1, 0.3, 0.05, 0.05], [0.1, 0.1, 0.1, 0.1, 0.6]])
+    scored = {
+        "file_ids": ["a", "b", "c"],
+        "long_offsets": np.array([0, 1, 2, 3]),
+        "long_scores": probs[:, 0],
+        "long_class_probs": probs,
+        "short_leak_probs": np.repeat(probs[:, 0], 3),
+        "n_short": 3,
+    }
+    targets = pd.DataFrame(
+        {
+            "file_id": ["a", "b", "c"],
+            "split": "test",
+            "label": ["LEAK", "QUIET", "MECHANICAL"],
+            "group": "g",
+            "target": [0, 2, 4],
+        }
+    )
+    table = predict_files({"validation": scored, "test": scored}, targets, 0.55, meta)
+    test = table[table["split"] == "test"].set_index("file_id")
+    assert test["predicted_class"].to_dict() == {"a": "LEAK", "b": "QUIET", "c": "MECHANICAL"}
+    assert test.loc["b", "p_QUIET"] == pytest.approx(0.3)
