@@ -126,6 +126,28 @@ def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_rec
     assert "| f1 |" in (project / "data/08_reporting/mode_comparison.md").read_text()
 
 
+def test_evaluation_scores_a_pinned_model_version(project):
+    models = project / "data/06_models/binary"
+    other_seed = {"binary": {"training": {**QUICK_TRAINING, "seed": 7}}}
+    with KedroSession.create(project_path=project, runtime_params=other_seed) as session:
+        session.run(pipeline_names=["training"], namespaces=["binary"])
+    oldest = sorted(versions(models / "best.pth"))[0]
+    newest = sorted(versions(models / "best.pth"))[-1]
+    assert oldest != newest
+    pinned = {"binary.model": oldest, "binary.model_meta": oldest}
+    with KedroSession.create(project_path=project) as session:
+        session.run(pipeline_names=["evaluation"], namespaces=["binary"], load_versions=pinned)
+    reports = project / "data/08_reporting/binary/metrics.json"
+    latest_metrics = json.loads((reports / sorted(versions(reports))[-1] / "metrics.json").read_text())
+    old_meta = json.loads((models / "model_meta.json" / oldest / "model_meta.json").read_text())
+    assert latest_metrics["model_state_dict_sha256"] == old_meta["state_dict_sha256"]
+
+    mismatched = {"binary.model": oldest, "binary.model_meta": newest}
+    with pytest.raises(ValueError, match="different versions"):
+        with KedroSession.create(project_path=project) as session:
+            session.run(pipeline_names=["evaluation"], namespaces=["binary"], load_versions=mismatched)
+
+
 def test_one_branch_runs_alone_from_the_existing_store(project):
     binary, multiclass = (project / f"data/06_models/{mode}/best.pth" for mode in ("binary", "multiclass"))
     before = (versions(binary), versions(multiclass))
