@@ -9,12 +9,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import torch
+from click.testing import CliRunner
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from leak_detection import console
 from leak_detection.datasets import MelFeatureStoreDataset
 from leak_detection.demo_recordings import generate_demo_recordings
 from leak_detection.model import LeakCNNMulti, state_dict_sha256
@@ -121,9 +125,64 @@ def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_rec
             "threshold_curve.png",
             "file_timelines.png",
         }
+        assert version in versions(models / "model.onnx")
+        card = (models / "model_card.md" / version / "model_card.md").read_text()
+        assert f"Version: `{version}`" in card and "## Known limits" in card
+        assert json.loads((reports / "onnx_parity.json").read_text())["passed"] is True
     comparison = json.loads((project / "data/08_reporting/mode_comparison.json").read_text())
     assert set(comparison["modes"]) == {"binary", "multiclass"}
     assert "| f1 |" in (project / "data/08_reporting/mode_comparison.md").read_text()
+
+
+def test_predict_gives_exactly_the_decisions_evaluation_gave(project, tiny_recordings):
+    for mode in ("binary", "multiclass"):
+        evaluated = pd.read_csv(project / f"data/08_reporting/{mode}/file_predictions.csv")
+        test = evaluated[evaluated["split"] == "test"].set_index("file_id")
+        files = [str(tiny_recordings / f) for f in test.index]
+        output = project / f"predicted_{mode}.csv"
+        with KedroSession.create(
+            project_path=project, runtime_params={"inbox_dir": files, "predictions_output": str(output)}
+        ) as session:
+            session.run(pipeline_names=["predict"], namespaces=[mode])
+        predicted = pd.read_csv(output, keep_default_na=False)
+        predicted["file_id"] = [str(Path(f).relative_to(tiny_recordings)) for f in predicted["file"]]
+        predicted = predicted.set_index("file_id").loc[test.index]
+        assert (predicted["decision"] == test["decision"]).all()
+        assert (predicted["predicted_class"] == test["predicted_class"]).all()
+        np.testing.assert_allclose(predicted["fraction_over_threshold"], test["fraction_over_threshold"])
+        np.testing.assert_allclose(predicted["mean_leak_score"], test["mean_leak_score"], atol=1e-6)
+        assert (predicted["error"] == "").all()
+
+
+def test_the_console_command_scores_good_files_and_reports_broken_ones(project, tmp_path):
+    inbox = tmp_path / "this week"
+    inbox.mkdir()
+    rng = np.random.default_rng(0)
+    # 44.1 kHz: a rate the demo training set never had; it must be resampled and scored.
+    sf.write(inbox / "hydrant 7.wav", 0.05 * rng.normal(size=44100 * 3), 44100)
+    (inbox / "broken.wav").write_bytes(rng.bytes(500))
+    output = tmp_path / "out.csv"
+    result = CliRunner().invoke(
+        console.main,
+        ["predict", str(inbox), "--mode", "multiclass", "--output", str(output), "--project", str(project)],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(output).fillna({"decision": "", "error": ""}).set_index("file")
+    good, broken = table.loc[str(inbox / "hydrant 7.wav")], table.loc[str(inbox / "broken.wav")]
+    assert good["decision"] in {"LEAK", "NOLEAK"} and good["error"] == ""
+    assert good["sample_rate"] == 44100 and good["long_segments"] == 23
+    assert good["p_LEAK"] + good["p_NORMAL"] + good["p_QUIET"] + good["p_RANDOM"] + good[
+        "p_MECHANICAL"
+    ] == pytest.approx(1)
+    assert broken["decision"] == "" and broken["error"].startswith("unreadable")
+    assert "broken.wav" in result.output and "1 not readable" in result.output
+
+
+def test_console_help_explains_every_option():
+    result = CliRunner().invoke(console.main, ["predict", "--help"])
+    assert result.exit_code == 0
+    for option in ("--mode", "--model-version", "--output", "--project"):
+        assert option in result.output
 
 
 def test_evaluation_scores_a_pinned_model_version(project):
@@ -177,5 +236,5 @@ def test_viz_shows_each_mode_as_a_modular_pipeline_holding_its_templates(project
     modular = json.loads((project / "build" / "api" / "main").read_text())["modular_pipelines"]
     for mode in ("binary", "multiclass"):
         children = {child["id"] for child in modular[mode]["children"] if child["type"] == "modularPipeline"}
-        assert children == {f"{mode}.data_indexing", f"{mode}.training", f"{mode}.evaluation"}
+        assert children == {f"{mode}.{t}" for t in ("data_indexing", "training", "evaluation", "deployment")}
     assert "feature_extraction" in modular

@@ -48,3 +48,24 @@ class FeatureStoreGuardHook:
                 "`kedro run --pipelines train_from_store --params feature_store=PATH`; "
                 "to extract into a new store, name a path that does not exist yet."
             )
+
+
+class ModelVersionHook:
+    """Write the run's save version into ``model_meta.json``.
+
+    The meta is saved at the same version as the weights, but a node cannot know
+    that version; stamping it here lets predictions and model cards name the model
+    they used.
+    """
+
+    def __init__(self) -> None:
+        self._save_version: str | None = None
+
+    @hook_impl
+    def after_catalog_created(self, save_version: str) -> None:
+        self._save_version = save_version
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if dataset_name.endswith("model_meta") and isinstance(data, dict):
+            data["model_version"] = self._save_version

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from leak_detection.pipelines import data_indexing, evaluation, feature_extraction, mode_comparison, training
+from leak_detection.pipelines import (
+    data_indexing,
+    deployment,
+    evaluation,
+    feature_extraction,
+    mode_comparison,
+    predict,
+    training,
+)
 
 MODES = ("binary", "multiclass")
-SHARED_DATASETS = {"recordings_index", "mel_features"}
+SHARED_DATASETS = {"recordings_index", "mel_features", "inbox"}
 """Outputs of the shared part that every mode reads under their own (unprefixed) name."""
 
 
@@ -30,6 +38,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "data_indexing": data_indexing.create_pipeline(),
         "training": training.create_pipeline(),
         "evaluation": evaluation.create_pipeline(),
+        "deployment": deployment.create_pipeline(),
     }
     train_both = shared + _instantiate(list(templates.values())) + mode_comparison.create_pipeline()
     return {
@@ -37,6 +46,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "data_indexing": shared + _instantiate([templates["data_indexing"]]),
         "training": _instantiate([templates["training"]]),
         "evaluation": _instantiate([templates["evaluation"]]) + mode_comparison.create_pipeline(),
+        "deployment": _instantiate([templates["deployment"]]),
+        "predict": _instantiate([predict.create_pipeline()]),
         **{mode: shared + _instantiate(list(templates.values()), (mode,)) for mode in MODES},
         "train_both": train_both,
         "train_from_store": train_both.filter(from_nodes=["feature_extraction.index_recordings_node"]),

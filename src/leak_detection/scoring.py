@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix
 
+from leak_detection.labels import LEAK, NOLEAK
+
 EVAL_METHOD = "paper_exact_file_level_50pct_voting"
 THRESHOLDS = tuple(round(0.10 + 0.05 * i, 2) for i in range(17))
 """0.10, 0.15, ..., 0.90: the validation sweep of SPEC."""
@@ -115,3 +117,21 @@ def sweep_thresholds(
         curve.append({"threshold": float(threshold), **leak_detection_metrics(votes.is_leak, true_leak)})
     best = max(curve, key=lambda row: (row["f1"], -row["threshold"]))
     return best["threshold"], curve
+
+
+def per_file_mean(per_long: np.ndarray, file_offsets: np.ndarray) -> np.ndarray:
+    """Mean over each file's long segments of a ``[n_long, k]`` array."""
+    offsets = np.asarray(file_offsets, dtype=np.int64)
+    return np.add.reduceat(np.asarray(per_long, dtype=np.float64), offsets[:-1], axis=0) / np.diff(offsets)[:, None]
+
+
+def file_classes(mean_class_probs: np.ndarray, is_leak: np.ndarray, class_names: list[str]) -> list[str]:
+    """Each file's class: LEAK when the vote says so, else the most probable other class.
+
+    The vote alone decides LEAK, so the class column never contradicts the leak decision.
+    """
+    if list(class_names) == [NOLEAK, LEAK]:
+        return [LEAK if leak else NOLEAK for leak in is_leak]
+    others = np.array(mean_class_probs, dtype=np.float64)
+    others[:, list(class_names).index(LEAK)] = -np.inf
+    return [LEAK if leak else class_names[int(k)] for leak, k in zip(is_leak, others.argmax(axis=1), strict=True)]

@@ -1,8 +1,8 @@
 """Project settings; see https://docs.kedro.org/en/stable/configure/configuration_basics/."""
 
-from leak_detection.hooks import DemoRecordingsHook, FeatureStoreGuardHook
+from leak_detection.hooks import DemoRecordingsHook, FeatureStoreGuardHook, ModelVersionHook
 
-HOOKS = (DemoRecordingsHook(), FeatureStoreGuardHook())
+HOOKS = (DemoRecordingsHook(), FeatureStoreGuardHook(), ModelVersionHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

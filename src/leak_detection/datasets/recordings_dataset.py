@@ -26,7 +26,7 @@ MANIFEST_COLUMNS = ("path", "label", "group")
 DEFAULT_MANIFEST_NAME = "manifest.csv"
 
 
-def _audio_extensions() -> frozenset[str]:
+def audio_extensions() -> frozenset[str]:
     return frozenset(f".{fmt.lower()}" for fmt in sf.available_formats())
 
 
@@ -40,15 +40,19 @@ class RecordingCollection:
             ``size_bytes``, ``mtime_ns``, sorted by ``file_id``.
         unusable: ``(file_id, reason)`` for entries that cannot even be listed as a
             recording (for example a manifest row whose file is missing).
+        locations: where each file is, when recordings come from several places
+            (otherwise ``root / file_id``).
     """
 
     root: Path
     table: pd.DataFrame
     unusable: list[tuple[str, str]] = field(default_factory=list)
+    locations: dict[str, Path] | None = None
 
     def read(self, file_id: str) -> tuple[np.ndarray, int]:
         """Decode one recording: ``(samples [n] or [n, channels] float32, sample_rate)``."""
-        samples, rate = sf.read(self.root / file_id, dtype="float32", always_2d=False)
+        path = self.locations[file_id] if self.locations is not None else self.root / file_id
+        samples, rate = sf.read(path, dtype="float32", always_2d=False)
         return samples, int(rate)
 
     def __len__(self) -> int:
@@ -153,7 +157,7 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
     @staticmethod
     def _scan(root: Path) -> list[tuple[str, str]]:
         """``(file_id, folder label)`` of every audio file; links to folders are not followed."""
-        extensions = _audio_extensions()
+        extensions = audio_extensions()
         found = []
         root_resolved = root.resolve()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):

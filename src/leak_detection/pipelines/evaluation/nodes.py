@@ -18,7 +18,14 @@ from leak_detection.feature_store import MelFeatureStore
 from leak_detection.inference import predict_segments
 from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK
 from leak_detection.model import model_from_state
-from leak_detection.scoring import file_vote, leak_detection_metrics, long_segment_scores, sweep_thresholds
+from leak_detection.scoring import (
+    file_classes,
+    per_file_mean,
+    file_vote,
+    leak_detection_metrics,
+    long_segment_scores,
+    sweep_thresholds,
+)
 from leak_detection.segment_batches import SegmentSource
 
 from . import plots
@@ -93,17 +100,6 @@ def choose_threshold(
     return pd.DataFrame(curve), threshold
 
 
-def _predicted_classes(mean_probs: np.ndarray, is_leak: np.ndarray, class_names: list[str]) -> list[str]:
-    # The file vote decides LEAK; otherwise the most probable non-leak class, so the
-    # class column never contradicts the leak decision.
-    if class_names == [NOLEAK, LEAK]:
-        return [LEAK if leak else NOLEAK for leak in is_leak]
-    leak_idx = class_names.index(LEAK)
-    others = mean_probs.copy()
-    others[:, leak_idx] = -np.inf
-    return [LEAK if leak else class_names[int(k)] for leak, k in zip(is_leak, others.argmax(axis=1), strict=True)]
-
-
 def predict_files(
     segment_scores: dict[str, dict[str, Any]],
     file_targets: pd.DataFrame,
@@ -118,8 +114,7 @@ def predict_files(
         scored = segment_scores[split]
         votes = file_vote(scored["long_scores"], scored["long_offsets"], threshold)
         offsets = scored["long_offsets"]
-        sums = np.add.reduceat(scored["long_class_probs"], offsets[:-1], axis=0)
-        mean_probs = sums / np.diff(offsets)[:, None]
+        mean_probs = per_file_mean(scored["long_class_probs"], offsets)
         table = pd.DataFrame(
             {
                 "file_id": scored["file_ids"],
@@ -131,7 +126,7 @@ def predict_files(
                 "fraction_over_threshold": votes.fraction_over_threshold,
                 "threshold": threshold,
                 "decision": np.where(votes.is_leak, LEAK, NOLEAK),
-                "predicted_class": _predicted_classes(mean_probs, votes.is_leak, class_names),
+                "predicted_class": file_classes(mean_probs, votes.is_leak, class_names),
             }
         )
         if class_names != [NOLEAK, LEAK]:

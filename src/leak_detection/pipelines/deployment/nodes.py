@@ -1,0 +1,149 @@
+"""Export one mode's model to ONNX, prove it computes what PyTorch does, and describe it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from leak_detection.feature_store import MelFeatureStore
+from leak_detection.model import model_from_state
+from leak_detection.onnx_export import export_onnx, parity
+
+logger = logging.getLogger(__name__)
+
+
+def _real_feature_batch(mel_features: MelFeatureStore, file_targets: pd.DataFrame, n_samples: int) -> np.ndarray:
+    """Up to ``n_samples`` short segments from the test files, in store order."""
+    test = set(file_targets.loc[file_targets["split"] == "test", "file_id"])
+    rows, n = [], 0
+    for i, fid in enumerate(mel_features.file_ids):
+        if fid in test and n < n_samples:
+            segments = np.asarray(mel_features.file_segments(i), dtype=np.float32)
+            rows.append(segments.reshape(-1, 1, *segments.shape[2:]))
+            n += rows[-1].shape[0]
+    return np.concatenate(rows)[:n_samples]
+
+
+def export_onnx_model(
+    model: dict[str, torch.Tensor],
+    model_meta: dict[str, Any],
+    mel_features: MelFeatureStore,
+    file_targets: pd.DataFrame,
+    deployment: dict[str, Any],
+) -> tuple[bytes, dict[str, Any]]:
+    """ONNX bytes of the model, kept only when its outputs match PyTorch's within tolerance."""
+    network = model_from_state(model, model_meta)
+    _, n_short, n_mels, n_frames = mel_features.segments_mel.shape
+    onnx_bytes = export_onnx(network, n_mels, n_frames)
+    features = _real_feature_batch(mel_features, file_targets, int(deployment["parity_segments"]))
+    report = parity(onnx_bytes, network, features)
+    tolerance = float(deployment["parity_tolerance"])
+    worst = max(report["max_abs_diff_logits"], report["max_abs_diff_leak_aux"])
+    report.update(
+        {"tolerance": tolerance, "passed": worst < tolerance, "state_dict_sha256": model_meta["state_dict_sha256"]}
+    )
+    if not report["passed"]:
+        raise ValueError(
+            f"{model_meta['mode']}: ONNX export differs from PyTorch by {worst:.2e} on real features "
+            f"(tolerance {tolerance:.0e}); the export is not kept"
+        )
+    logger.info(
+        "%s: ONNX export matches PyTorch on %d test segments (largest difference %.1e, tolerance %.0e)",
+        model_meta["mode"],
+        report["samples_compared"],
+        worst,
+        tolerance,
+    )
+    return onnx_bytes, report
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def model_card(
+    model_meta: dict[str, Any],
+    evaluation_metrics: dict[str, Any],
+    class_summary: dict[str, Any],
+    onnx_parity: dict[str, Any],
+) -> str:
+    """A Markdown model card written beside the export."""
+    mode = model_meta["mode"]
+    test, val = evaluation_metrics["test"], evaluation_metrics["validation"]
+    config = model_meta["feature_config"]
+    classes = ", ".join(f"{i} = {name}" for i, name in enumerate(model_meta["class_names"]))
+    lines = [
+        f"# Model card: LeakCNNMulti, {mode} mode",
+        "",
+        f"- Version: `{model_meta.get('model_version', 'unknown')}`; weights SHA-256 `{model_meta['state_dict_sha256']}`",
+        f"- Outputs: {classes}; LEAK is output {model_meta['leak_output_idx']}"
+        + ("; plus a leak-vs-rest logit (`leak_aux_logit`)" if mode == "multiclass" else ""),
+        f"- Parameters: {model_meta['param_count']:,}; input `[batch, 1, {config['n_mels']}, 1]` log-mel "
+        "(normalisation inside the model)",
+        f"- Decision rule: {model_meta['eval_method']}: segment leak probability "
+        + ("`softmax[LEAK]`" if mode == "binary" else "`0.5*softmax[LEAK] + 0.5*sigmoid(aux)`")
+        + f", mean per long segment, file is LEAK when at least half of its long segments reach "
+        f"**{evaluation_metrics['threshold']:.2f}** (chosen on validation)",
+        "",
+        "## Feature configuration",
+        "",
+        "| key | value |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in config.items()],
+        "",
+        "## Data",
+        "",
+        f"- Dataset fingerprint: `{model_meta['dataset_fingerprint']}`",
+        f"- Files per split: {model_meta['split_files']}; training files per class: "
+        f"{class_summary['files_per_class']['train']}",
+        "- Splits are by group (site / sensor / source recording), stratified by class.",
+        "",
+        "## Results (file level)",
+        "",
+        "| split | files | leaks | F1 | precision | recall | specificity | AUC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in (("validation", val), ("test", test)):
+        lines.append(
+            f"| {name} | {m['n_files']} | {m['n_leak_files']} | {_pct(m['f1'])} | {_pct(m['precision'])} | "
+            f"{_pct(m['recall'])} | {_pct(m['specificity'])} | {_pct(m['roc_auc'])} |"
+        )
+    lines += [
+        "",
+        f"Segment-level leak F1 on test: {_pct(test['segment_leak_f1'])}. Training: best epoch "
+        f"{model_meta['best_epoch']} of {model_meta['epochs_run']}, {model_meta['training_seconds']:.0f} s on "
+        f"{model_meta['device']}.",
+        "",
+        "## ONNX export",
+        "",
+        f"`model.onnx` (opset 17, dynamic batch axis, input `log_mel`) matches PyTorch on "
+        f"{onnx_parity['samples_compared']} real test segments: largest absolute difference "
+        f"{onnx_parity['max_abs_diff_logits']:.1e} on logits"
+        + (f", {onnx_parity['max_abs_diff_leak_aux']:.1e} on the leak logit" if mode == "multiclass" else "")
+        + f" (tolerance {onnx_parity['tolerance']:.0e}).",
+        "",
+        "## Intended use",
+        "",
+        "Screening acoustic recordings of pressurised water pipes (hydrophones, accelerometers, contact "
+        "microphones) for leak noise, to rank sites for a field visit. A LEAK call is a reason to listen "
+        "and survey, not a confirmed leak.",
+        "",
+        "## Known limits",
+        "",
+        f"- Recordings shorter than {config['long_segment'] / config['sample_rate']:.2f} s are refused; "
+        f"everything is resampled to {config['sample_rate']} Hz, so energy above "
+        f"{config['sample_rate'] // 2} Hz is not seen.",
+        "- The model has only seen the sites, sensors and pipe materials of its training data; on a new "
+        "network, check a sample of its calls before trusting its rates. Per-site results are in "
+        "`metrics.json` (`test_by_group`).",
+        "- Figures from a small test split move a lot with one file; a model trained on the built-in "
+        "synthetic demo recordings says nothing about real pipes.",
+        "- Continuous loud noise in the leak band (some pumps, heavy traffic) can be called LEAK; see "
+        "`test_leak_calls_by_true_class` in `metrics.json`.",
+        "",
+    ]
+    return "\n".join(lines)
