@@ -79,7 +79,8 @@ def model_card(
     lines = [
         f"# Model card: LeakCNNMulti, {mode} mode",
         "",
-        f"- Version: `{model_meta.get('model_version', 'unknown')}`; weights SHA-256 `{model_meta['state_dict_sha256']}`",
+        f"- Version: `{model_meta.get('model_version', 'unknown')}`; "
+        f"weights SHA-256 `{model_meta['state_dict_sha256']}`",
         f"- Outputs: {classes}; LEAK is output {model_meta['leak_output_idx']}"
         + ("; plus a leak-vs-rest logit (`leak_aux_logit`)" if mode == "multiclass" else ""),
         f"- Parameters: {model_meta['param_count']:,}; input `[batch, 1, {config['n_mels']}, 1]` log-mel "

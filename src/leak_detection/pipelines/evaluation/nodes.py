@@ -20,10 +20,10 @@ from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK
 from leak_detection.model import model_from_state
 from leak_detection.scoring import (
     file_classes,
-    per_file_mean,
     file_vote,
     leak_detection_metrics,
     long_segment_scores,
+    per_file_mean,
     sweep_thresholds,
 )
 from leak_detection.segment_batches import SegmentSource
