@@ -10,20 +10,23 @@ nowhere else: mono mix, anti-aliased resampling, two-stage segmentation (Ma et a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import torch
 from scipy.signal import get_window, resample_poly
+
+from leak_detection.params_config import ParamsConfig
 
 LONG_SEGMENT_CHUNK = 8192
 """Long segments computed per step, so that an hour-long recording stays in bounded memory."""
 
 
 @dataclass(frozen=True)
-class FrontEndConfig:
+class FrontEndConfig(ParamsConfig):
+    SECTION = "front_end"
+
     """Front-end parameters; every one is recorded with the features and the model."""
 
     sample_rate: int = 4096
@@ -72,18 +75,6 @@ class FrontEndConfig:
             )
         if self.log_offset <= 0:
             raise ValueError(f"front_end.log_offset must be > 0, got {self.log_offset}")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> FrontEndConfig:
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"unknown front_end parameters {unknown}; allowed keys are {sorted(known)}")
-        return cls(**params)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def n_short(self) -> int:

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from leak_detection.feature_store import MelFeatureStore
+from leak_detection.labels import LEAK
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,29 @@ class SegmentSource:
             self.n_samples,
             self.n_samples * sample_bytes / 2**20,
             "held in memory" if self.in_memory else f"streamed (budget {self.memory_budget_bytes / 2**20:.0f} MB)",
+        )
+
+    @classmethod
+    def for_split(
+        cls, store: MelFeatureStore, file_targets: pd.DataFrame, split: str, memory_budget_bytes: int
+    ) -> SegmentSource:
+        """The files of one split of a mode's ``file_targets`` table (file_id, split, target, label)."""
+        rows = file_targets[file_targets["split"] == split]
+        if rows.empty:
+            raise ValueError(f"the {split} split has no files; check the split ratios and the recordings")
+        position = {fid: i for i, fid in enumerate(store.file_ids)}
+        missing = [f for f in rows["file_id"] if f not in position]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} {split} files are not in the feature store (first: {missing[:3]}); the index "
+                "and the store are from different runs: rebuild with `kedro run --pipelines data_indexing`"
+            )
+        return cls(
+            store=store,
+            file_indices=np.array([position[f] for f in rows["file_id"]]),
+            file_targets=rows["target"].to_numpy(),
+            file_is_leak=(rows["label"] == LEAK).to_numpy(),
+            memory_budget_bytes=memory_budget_bytes,
         )
 
     def _as_samples(self, rows: np.ndarray) -> torch.Tensor:

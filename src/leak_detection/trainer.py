@@ -12,7 +12,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from leak_detection.checkpoints import CheckpointFolder
 from leak_detection.inference import autocast_context, predict_segments
+from leak_detection.params_config import ParamsConfig
 from leak_detection.scoring import long_segment_scores, sweep_thresholds
 from leak_detection.segment_batches import SegmentSource
 
@@ -32,7 +33,9 @@ AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
-class TrainerConfig:
+class TrainerConfig(ParamsConfig):
+    SECTION = "training"
+
     epochs: int = 30
     batch_size: int = 1024
     learning_rate: float = 1e-3
@@ -79,17 +82,6 @@ class TrainerConfig:
                 torch.device(self.device)
             except RuntimeError as exc:
                 raise bad("device", "'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> TrainerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"unknown training parameters {unknown}; allowed keys are {sorted(known)}")
-        return cls(**params)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def trajectory(self) -> dict[str, Any]:
         """The settings that shape the optimisation path: a checkpoint made under

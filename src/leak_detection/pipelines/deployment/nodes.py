@@ -12,20 +12,21 @@ import torch
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.model import model_from_state
 from leak_detection.onnx_export import export_onnx, parity
+from leak_detection.segment_batches import SegmentSource
 
 logger = logging.getLogger(__name__)
 
 
 def _real_feature_batch(mel_features: MelFeatureStore, file_targets: pd.DataFrame, n_samples: int) -> np.ndarray:
-    """Up to ``n_samples`` short segments from the test files, in store order."""
-    test = set(file_targets.loc[file_targets["split"] == "test", "file_id"])
-    rows, n = [], 0
-    for i, fid in enumerate(mel_features.file_ids):
-        if fid in test and n < n_samples:
-            segments = np.asarray(mel_features.file_segments(i), dtype=np.float32)
-            rows.append(segments.reshape(-1, 1, *segments.shape[2:]))
-            n += rows[-1].shape[0]
-    return np.concatenate(rows)[:n_samples]
+    """Up to ``n_samples`` short segments of the test files, in store order."""
+    test = SegmentSource.for_split(mel_features, file_targets, "test", memory_budget_bytes=0)
+    blocks, n = [], 0
+    for x, _, _ in test.ordered_blocks():
+        blocks.append(x.numpy())
+        n += x.shape[0]
+        if n >= n_samples:
+            break
+    return np.concatenate(blocks)[:n_samples]
 
 
 def export_onnx_model(

@@ -48,19 +48,9 @@ def score_segments(
     "short_leak_probs"}}``, files in store order.
     """
     network = model_from_state(model, model_meta)
-    position = {fid: i for i, fid in enumerate(mel_features.file_ids)}
     scored = {}
     for split in EVALUATED_SPLITS:
-        rows = file_targets[file_targets["split"] == split]
-        if rows.empty:
-            raise ValueError(f"the {split} split has no files: nothing to evaluate")
-        source = SegmentSource(
-            store=mel_features,
-            file_indices=np.array([position[f] for f in rows["file_id"]]),
-            file_targets=rows["target"].to_numpy(),
-            file_is_leak=(rows["label"] == LEAK).to_numpy(),
-            memory_budget_bytes=int(evaluation["memory_budget_mb"] * 2**20),
-        )
+        source = SegmentSource.for_split(mel_features, file_targets, split, int(evaluation["memory_budget_mb"] * 2**20))
         predictions = predict_segments(
             network, source.ordered_blocks(), model_meta["leak_output_idx"], batch_size=evaluation["batch_size"]
         )

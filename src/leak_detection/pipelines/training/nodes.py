@@ -12,7 +12,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -36,34 +35,12 @@ def dataset_fingerprint(mel_features: MelFeatureStore, file_targets: pd.DataFram
     return digest.hexdigest()
 
 
-def _split_source(
-    mel_features: MelFeatureStore, file_targets: pd.DataFrame, split: str, config: TrainerConfig
-) -> SegmentSource:
-    rows = file_targets[file_targets["split"] == split]
-    if rows.empty:
-        raise ValueError(f"the {split} split has no files; check the split ratios and the recordings")
-    position = {fid: i for i, fid in enumerate(mel_features.file_ids)}
-    return SegmentSource(
-        store=mel_features,
-        file_indices=np.array([position[f] for f in rows["file_id"]]),
-        file_targets=rows["target"].to_numpy(),
-        file_is_leak=(rows["label"] == LEAK).to_numpy(),
-        memory_budget_bytes=int(config.memory_budget_mb * 2**20),
-    )
-
-
-def _check_inputs(mel_features: MelFeatureStore, file_targets: pd.DataFrame, class_summary: dict, mode: str) -> None:
+def _check_classes(class_summary: dict, mode: str) -> None:
     names = list(mode_class_names(mode))
     if class_summary.get("class_names") != names:
         raise ValueError(
             f"{mode}: class_summary lists classes {class_summary.get('class_names')}, expected {names}; "
             "rebuild it with `kedro run --pipelines data_indexing`"
-        )
-    missing = sorted(set(file_targets["file_id"]) - set(mel_features.file_ids))
-    if missing:
-        raise ValueError(
-            f"{mode}: {len(missing)} files of file_targets are not in the feature store (first: {missing[:3]}); "
-            "the index and the store are from different runs: rebuild with `kedro run --pipelines data_indexing`"
         )
 
 
@@ -76,10 +53,11 @@ def train_model(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], pd.DataFrame]:
     """The best model of the run (by validation file-level leak F1), its metadata and the epoch log."""
     config = TrainerConfig.from_params(training)
-    _check_inputs(mel_features, file_targets, class_summary, mode)
+    _check_classes(class_summary, mode)
     names = list(mode_class_names(mode))
-    train = _split_source(mel_features, file_targets, "train", config)
-    validation = _split_source(mel_features, file_targets, "validation", config)
+    budget = int(config.memory_budget_mb * 2**20)
+    train = SegmentSource.for_split(mel_features, file_targets, "train", budget)
+    validation = SegmentSource.for_split(mel_features, file_targets, "validation", budget)
 
     torch.manual_seed(config.seed)
     model = LeakCNNMulti(n_classes=len(names), n_mels=train.n_mels, dropout=config.dropout)
