@@ -3,11 +3,13 @@ import pytest
 
 from leak_detection.front_end import (
     FrontEndConfig,
+    StreamResampler,
+    analyse_recording,
     count_long_segments,
     log_mel_segments,
     mel_filterbank,
     recording_features,
-    rejection_reason,
+    resample,
 )
 
 CONFIG = FrontEndConfig()
@@ -32,7 +34,7 @@ def test_ten_seconds_at_4096_hz_gives_79_long_by_3_short_segments():
 
 @pytest.mark.parametrize("rate", [4096, 8000, 11025, 16000, 44100, 48000])
 def test_ten_seconds_at_any_rate_gives_79_long_segments(rate):
-    features = recording_features(np.zeros(rate * 10) + 0.1, rate, CONFIG)
+    features = recording_features(np.random.default_rng(rate).normal(size=rate * 10), rate, CONFIG)
     assert features.shape[:2] == (79, 3)
 
 
@@ -94,15 +96,31 @@ def test_slaney_filterbank_matches_librosa_reference_values():
         (np.full(8000, np.nan), 4096, "non-finite"),
         (np.r_[np.ones(8000), np.inf], 4096, "non-finite"),
         (np.zeros(8000), 4096, "silent"),
+        (np.zeros(8000) + 0.25, 4096, "constant"),
         (np.zeros(3900) + 0.1, 16000, "too short"),
     ],
 )
 def test_rejection_reasons(samples, rate, reason):
-    assert rejection_reason(samples, rate, CONFIG).startswith(reason)
+    analysed = analyse_recording([samples], rate, CONFIG)
+    assert analysed.reason.startswith(reason) and analysed.features is None
+    with pytest.raises(ValueError, match=reason):
+        recording_features(samples, rate, CONFIG)
 
 
 def test_a_usable_recording_has_no_rejection_reason():
-    assert rejection_reason(tone(300, 8000, 1.0), 8000, CONFIG) is None
+    analysed = analyse_recording([tone(300, 8000, 1.0)], 8000, CONFIG)
+    assert analysed.reason is None and analysed.features.shape == (7, 3, 32, 1)
+    assert analysed.duration_s == 1.0 and analysed.sample_rate == 8000
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 44100, 48000])
+def test_features_from_blocks_equal_features_of_the_whole_recording(rate):
+    samples = np.random.default_rng(rate).normal(size=(rate * 7 + 123, 2)).astype(np.float32)
+    whole = recording_features(samples, rate, CONFIG)
+    blocks = [samples[s : s + 9999] for s in range(0, len(samples), 9999)]
+    streamed = analyse_recording(blocks, rate, CONFIG)
+    np.testing.assert_allclose(streamed.features, whole, atol=1e-3)
+    assert streamed.content_sha256 == analyse_recording([samples], rate, CONFIG).content_sha256
 
 
 @pytest.mark.parametrize(
@@ -112,3 +130,14 @@ def test_a_usable_recording_has_no_rejection_reason():
 def test_bad_front_end_parameters_name_the_key(params, key):
     with pytest.raises(ValueError, match=key):
         FrontEndConfig.from_params(params)
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 16000, 44100, 48000])
+def test_block_resampling_equals_resampling_whole(rate):
+    x = np.random.default_rng(rate).normal(size=rate * 3 + 17)
+    resampler = StreamResampler(rate, 4096, chunk=5000)
+    pieces = [resampler.feed(x[s : s + 3333]) for s in range(0, x.size, 3333)]
+    streamed = np.concatenate([*pieces, resampler.finish()])
+    whole = resample(x, rate, 4096)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, atol=1e-6)

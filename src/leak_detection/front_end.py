@@ -9,18 +9,22 @@ nowhere else: mono mix, anti-aliased resampling, two-stage segmentation (Ma et a
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy.signal import get_window, resample_poly
+from scipy.signal import firwin, get_window, resample_poly
 
 from leak_detection.params_config import ParamsConfig
 
 LONG_SEGMENT_CHUNK = 8192
 """Long segments computed per step, so that an hour-long recording stays in bounded memory."""
+RESAMPLE_CHUNK = 1 << 18
+"""Input samples resampled per step when a recording arrives in blocks."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,89 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarra
     return resample_poly(np.asarray(samples, dtype=np.float64), target_rate // g, orig_rate // g)
 
 
+class StreamResampler:
+    """``resample_poly`` of a long signal fed in blocks, equal to resampling it whole.
+
+    Each chunk is resampled with enough input on both sides for the anti-aliasing
+    filter to see what it would see in the whole signal (zeros beyond the ends, as
+    ``resample_poly`` pads), and only the chunk's own outputs are kept. An hour at
+    48 kHz is never held at its original rate.
+    """
+
+    def __init__(self, orig_rate: int, target_rate: int, chunk: int = RESAMPLE_CHUNK) -> None:
+        g = math.gcd(int(orig_rate), int(target_rate))
+        self.up, self.down = target_rate // g, orig_rate // g
+        half_len = 10 * max(self.up, self.down)  # resample_poly's own filter length
+        self.filter = firwin(2 * half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
+        context = -(-half_len // self.up) + 1
+        self.pad = -(-context // self.down) * self.down
+        self.step = max(self.down, chunk // self.down * self.down)
+        self.buffer = np.zeros(self.pad)
+        self.buffer_start = -self.pad
+        self.next_start = 0
+        self.n_in = 0
+        self.n_out = 0
+
+    def _emit(self, start: int, stop: int) -> np.ndarray:
+        a = start - self.pad - self.buffer_start
+        b = stop + self.pad - self.buffer_start
+        y = resample_poly(self.buffer[a:b], self.up, self.down, window=self.filter)
+        first = self.pad * self.up // self.down
+        out = y[first : first + (stop - start) * self.up // self.down].astype(np.float32)
+        keep_from = stop - self.pad - self.buffer_start
+        self.buffer = self.buffer[keep_from:]
+        self.buffer_start += keep_from
+        self.next_start = stop
+        self.n_out += out.shape[0]
+        return out
+
+    def feed(self, block: np.ndarray) -> np.ndarray:
+        """The output samples that ``block`` completes (possibly none yet)."""
+        self.buffer = np.concatenate([self.buffer, np.asarray(block, dtype=np.float64)])
+        self.n_in += len(block)
+        outputs = []
+        while self.buffer_start + len(self.buffer) >= self.next_start + self.step + self.pad:
+            outputs.append(self._emit(self.next_start, self.next_start + self.step))
+        return np.concatenate(outputs) if outputs else np.zeros(0, dtype=np.float32)
+
+    def finish(self) -> np.ndarray:
+        """The remaining output samples, the total trimmed to ``resample_poly``'s length."""
+        emitted = self.n_out
+        end = -(-self.n_in // self.down) * self.down
+        missing = end + self.pad - (self.buffer_start + len(self.buffer))
+        self.buffer = np.concatenate([self.buffer, np.zeros(max(0, missing))])
+        outputs = [np.zeros(0, dtype=np.float32)]
+        while self.next_start < end:
+            outputs.append(self._emit(self.next_start, min(self.next_start + self.step, end)))
+        return np.concatenate(outputs)[: resampled_length(self.n_in, self.down, self.up) - emitted]
+
+
+class StreamLogMel:
+    """``log_mel_segments`` of a signal that arrives in pieces.
+
+    Long segments start at multiples of the hop from the signal's start, so the
+    features of each complete long segment are the same whether the signal is
+    whole or streamed; only the unfinished tail is kept between pieces.
+    """
+
+    def __init__(self, config: FrontEndConfig) -> None:
+        self.config = config
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.features: list[np.ndarray] = []
+
+    def feed(self, signal: np.ndarray) -> None:
+        self.buffer = np.concatenate([self.buffer, np.asarray(signal, dtype=np.float32)])
+        n_long = count_long_segments(self.buffer.shape[0], self.config)
+        if n_long:
+            used = (n_long - 1) * self.config.long_hop + self.config.long_segment
+            self.features.append(log_mel_segments(self.buffer[:used], self.config))
+            self.buffer = self.buffer[n_long * self.config.long_hop :]
+
+    def finish(self) -> np.ndarray:
+        shape = (0, self.config.n_short, self.config.n_mels, self.config.n_frames)
+        return np.concatenate(self.features) if self.features else np.zeros(shape, dtype=np.float32)
+
+
 def resampled_length(n_samples: int, orig_rate: int, target_rate: int) -> int:
     """Length of ``resample(...)``'s output: ``ceil(n * up / down)`` as in resample_poly."""
     if orig_rate == target_rate:
@@ -213,29 +300,75 @@ def log_mel_segments(signal: np.ndarray, config: FrontEndConfig) -> np.ndarray:
     return out
 
 
-def recording_features(samples: np.ndarray, sample_rate: int, config: FrontEndConfig) -> np.ndarray:
-    """Raw audio as read from disk (any rate, mono or multichannel) to model features."""
-    mono = to_mono(samples)
-    return log_mel_segments(resample(mono, sample_rate, config.sample_rate), config)
+@dataclass(frozen=True)
+class AnalysedRecording:
+    """What the front end made of one recording: its features, or why there are none."""
+
+    features: np.ndarray | None  # [n_long, n_short, n_mels, n_frames]
+    n_samples: int  # at the original rate
+    sample_rate: int
+    content_sha256: str  # of the decoded mono samples: the same audio under two names is the same hash
+    reason: str | None
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate if self.sample_rate else 0.0
 
 
-def rejection_reason(samples: np.ndarray, sample_rate: int, config: FrontEndConfig) -> str | None:
-    """Why a decoded recording cannot be used, or ``None`` when it can.
+def analyse_recording(blocks: Iterable[np.ndarray], sample_rate: int, config: FrontEndConfig) -> AnalysedRecording:
+    """Features of a recording decoded block by block, with the checks that may reject it.
 
     Real audio is never padded or trimmed (SPEC), so a recording shorter than one long
-    segment is rejected rather than padded; a file that decodes to NaN, infinities or
-    digital silence would otherwise enter training with a label and no signal (the
-    replaced code's defect 6).
+    segment is rejected rather than padded; a file that decodes to NaN, infinities,
+    digital silence or a constant would otherwise enter training with a label and no
+    signal (the replaced code's defect 6). Neither the audio nor the resampled signal
+    is ever held whole: an hour-long recording at 48 kHz is processed in bounded memory.
     """
-    samples = np.asarray(samples)
-    if samples.size == 0:
-        return "empty: the file holds no audio samples"
-    if not np.isfinite(samples).all():
-        n_bad = int((~np.isfinite(samples)).sum())
-        return f"non-finite samples: {n_bad} NaN or infinite values"
-    duration = samples.shape[0] / sample_rate
-    if count_long_segments(resampled_length(samples.shape[0], sample_rate, config.sample_rate), config) == 0:
-        return f"too short: {duration:.3f} s, at least one long segment ({config.min_duration_s:.3f} s) is needed"
-    if not np.any(samples):
-        return "silent: every sample is exactly zero (dead channel or muted sensor)"
-    return None
+    if sample_rate <= 0:
+        return AnalysedRecording(None, 0, sample_rate, "", f"invalid sample rate {sample_rate}")
+    digest = hashlib.sha256(str(sample_rate).encode())
+    resampler = StreamResampler(sample_rate, config.sample_rate) if sample_rate != config.sample_rate else None
+    log_mel = StreamLogMel(config)
+    n_samples, n_bad, low, high = 0, 0, np.inf, -np.inf
+    for block in blocks:
+        mono = np.ascontiguousarray(to_mono(block), dtype=np.float32)
+        digest.update(mono.tobytes())
+        n_samples += mono.shape[0]
+        bad = int(mono.size - np.isfinite(mono).sum())
+        n_bad += bad
+        if n_bad or mono.size == 0:
+            continue
+        low, high = min(low, float(mono.min())), max(high, float(mono.max()))
+        log_mel.feed(resampler.feed(mono) if resampler is not None else mono)
+    reason = None
+    if n_samples == 0:
+        reason = "empty: the file holds no audio samples"
+    elif n_bad:
+        reason = f"non-finite samples: {n_bad} NaN or infinite values"
+    elif count_long_segments(resampled_length(n_samples, sample_rate, config.sample_rate), config) == 0:
+        reason = (
+            f"too short: {n_samples / sample_rate:.3f} s, at least one long segment "
+            f"({config.min_duration_s:.3f} s) is needed"
+        )
+    elif low == high == 0:
+        reason = "silent: every sample is exactly zero (dead channel or muted sensor)"
+    elif low == high:
+        reason = f"constant: every sample is {low:g} (DC offset only, no signal)"
+    features = None
+    if reason is None:
+        if resampler is not None:
+            log_mel.feed(resampler.finish())
+        features = log_mel.finish()
+    return AnalysedRecording(features, n_samples, sample_rate, digest.hexdigest(), reason)
+
+
+def recording_features(samples: np.ndarray, sample_rate: int, config: FrontEndConfig) -> np.ndarray:
+    """Features of audio already in memory (any rate, mono or ``[n, channels]``).
+
+    The same computation as ``analyse_recording``; raises ``ValueError`` with the
+    reason when the recording cannot be used.
+    """
+    analysed = analyse_recording([np.asarray(samples)], sample_rate, config)
+    if analysed.reason is not None:
+        raise ValueError(analysed.reason)
+    return analysed.features

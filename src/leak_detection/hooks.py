@@ -15,6 +15,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from leak_detection.demo_recordings import demo_is_complete, generate_demo_recordings
+from leak_detection.parameters import validate_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +70,11 @@ class ModelVersionHook:
     def before_dataset_saved(self, dataset_name: str, data: Any) -> None:
         if dataset_name.endswith("model_meta") and isinstance(data, dict):
             data["model_version"] = self._save_version
+
+
+class ParameterCheckHook:
+    """Stop a run with bad parameters before any node runs (see ``leak_detection.parameters``)."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        validate_parameters(context.params)

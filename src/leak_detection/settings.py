@@ -1,8 +1,8 @@
 """Project settings; see https://docs.kedro.org/en/stable/configure/configuration_basics/."""
 
-from leak_detection.hooks import DemoRecordingsHook, FeatureStoreGuardHook, ModelVersionHook
+from leak_detection.hooks import DemoRecordingsHook, FeatureStoreGuardHook, ModelVersionHook, ParameterCheckHook
 
-HOOKS = (DemoRecordingsHook(), FeatureStoreGuardHook(), ModelVersionHook())
+HOOKS = (ParameterCheckHook(), DemoRecordingsHook(), FeatureStoreGuardHook(), ModelVersionHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

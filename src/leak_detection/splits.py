@@ -64,7 +64,14 @@ def assign_splits(labels: Sequence[str], groups: Sequence[str], ratios: Mapping[
     n_needed = 2 + (ratios["test"] > 0)
     if n_groups < n_needed:
         raise ValueError(f"only {n_groups} group(s): at least {n_needed} are needed so that no group spans two splits")
-    n_folds = min(MAX_FOLDS, n_groups)
+    # scikit-learn needs some class with at least as many files as there are folds.
+    largest_class = int(np.unique(labels, return_counts=True)[1].max())
+    n_folds = min(MAX_FOLDS, n_groups, largest_class)
+    if n_folds < n_needed:
+        raise ValueError(
+            f"too few recordings to split: the largest class has {largest_class} file(s) and there are "
+            f"{n_groups} group(s); at least {n_needed} of each are needed"
+        )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold_of_file = np.empty(labels.size, dtype=np.int64)
     for fold, (_, members) in enumerate(splitter.split(np.zeros(labels.size), labels, groups)):

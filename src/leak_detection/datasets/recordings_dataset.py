@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,6 +24,8 @@ from kedro.io import AbstractDataset, DatasetError
 logger = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("path", "label", "group")
+BLOCK_FRAMES = 1 << 20
+"""Frames decoded at a time (about 22 s at 48 kHz)."""
 DEFAULT_MANIFEST_NAME = "manifest.csv"
 
 
@@ -49,11 +52,31 @@ class RecordingCollection:
     unusable: list[tuple[str, str]] = field(default_factory=list)
     locations: dict[str, Path] | None = None
 
+    def path(self, file_id: str) -> Path:
+        return self.locations[file_id] if self.locations is not None else self.root / file_id
+
     def read(self, file_id: str) -> tuple[np.ndarray, int]:
-        """Decode one recording: ``(samples [n] or [n, channels] float32, sample_rate)``."""
-        path = self.locations[file_id] if self.locations is not None else self.root / file_id
-        samples, rate = sf.read(path, dtype="float32", always_2d=False)
+        """Decode one recording whole: ``(samples [n] or [n, channels] float32, sample_rate)``."""
+        samples, rate = sf.read(self.path(file_id), dtype="float32", always_2d=False)
         return samples, int(rate)
+
+    def open_blocks(self, file_id: str, block_frames: int = BLOCK_FRAMES) -> tuple[int, Iterator[np.ndarray]]:
+        """``(sample_rate, blocks)``: decode a recording of any length a block at a time.
+
+        Opening fails at once for a file that is not audio; a file that breaks off
+        mid-way fails while its blocks are read.
+        """
+        handle = sf.SoundFile(self.path(file_id))
+
+        def blocks() -> Iterator[np.ndarray]:
+            with handle:
+                while True:
+                    block = handle.read(block_frames, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        return
+                    yield block
+
+        return int(handle.samplerate), blocks()
 
     def __len__(self) -> int:
         return len(self.table)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from leak_detection.datasets.recordings_dataset import RecordingCollection
 from leak_detection.feature_store import MelFeatureStore
-from leak_detection.front_end import FrontEndConfig, recording_features, rejection_reason
+from leak_detection.front_end import FrontEndConfig, analyse_recording
 from leak_detection.labels import CLASS_NAMES, resolve_label_mapping
 from leak_detection.splits import assign_splits
 
@@ -80,25 +80,37 @@ def extract_features(
     if strict and rejected:
         raise BadRecordingError(f"{rejected[0]['file_id']}: {rejected[0]['reason']}")
     features, kept, durations, rates = [], [], [], []
+    seen = _SeenAudio()
     audio_seconds = 0.0
     started = time.perf_counter()
     progress = tqdm(labelled.itertuples(index=False), total=len(labelled), desc="Extracting features", unit="file")
     for row in progress:
         try:
-            samples, rate = recordings.read(row.file_id)
-            reason = rejection_reason(samples, rate, config)
+            rate, blocks = recordings.open_blocks(row.file_id)
+            analysed = analyse_recording(blocks, rate, config)
+            reason = analysed.reason
         except Exception as exc:  # noqa: BLE001 - every decoder failure is "unreadable"
-            samples, rate, reason = None, 0, f"unreadable: {type(exc).__name__}: {exc}"
+            analysed, reason = None, f"unreadable: {type(exc).__name__}: {exc}"
+        if reason is None:
+            reason = seen.reason(analysed.content_sha256, row.file_id, row.label)
         if reason is not None:
             if strict:
                 raise BadRecordingError(f"{row.file_id}: {reason} (extraction.strict is on)")
             rejected.append({"file_id": row.file_id, "raw_label": row.raw_label, "reason": reason})
             continue
-        features.append(recording_features(samples, rate, config))
+        features.append(analysed.features)
         kept.append(row)
-        durations.append(samples.shape[0] / rate)
-        rates.append(rate)
-        audio_seconds += durations[-1]
+        durations.append(analysed.duration_s)
+        rates.append(analysed.sample_rate)
+        audio_seconds += analysed.duration_s
+    if seen.conflicted:
+        keep = [i for i, row in enumerate(kept) if row.file_id not in seen.conflicted]
+        rejected += [
+            {"file_id": row.file_id, "raw_label": row.raw_label, "reason": seen.conflicted[row.file_id]}
+            for row in kept
+            if row.file_id in seen.conflicted
+        ]
+        features, kept, durations, rates = ([x[i] for i in keep] for x in (features, kept, durations, rates))
     elapsed = time.perf_counter() - started
     if not kept:
         raise ValueError(
@@ -136,6 +148,29 @@ def extract_features(
     else:
         logger.info("Rejected 0 recordings")
     return store, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+class _SeenAudio:
+    """The first file of each distinct audio content, and first copies found in conflict.
+
+    A second copy under the same label would let one recording sit in train and test
+    at once, so it is kept once; under another label neither label can be trusted,
+    so every copy is rejected as a conflict.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[str, str]] = {}
+        self.conflicted: dict[str, str] = {}
+
+    def reason(self, content: str, file_id: str, label: str) -> str | None:
+        if content not in self.first:
+            self.first[content] = (file_id, label)
+            return None
+        first_id, first_label = self.first[content]
+        if first_label == label:
+            return f"duplicate: the same audio as {first_id} (kept once)"
+        self.conflicted[first_id] = f"conflict: the same audio as {file_id}, which is labelled {label}"
+        return f"conflict: the same audio as {first_id}, which is labelled {first_label}"
 
 
 def index_recordings(mel_features: MelFeatureStore, splits: dict[str, Any]) -> pd.DataFrame:

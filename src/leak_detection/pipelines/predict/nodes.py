@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from leak_detection.datasets.recordings_dataset import RecordingCollection
-from leak_detection.front_end import FrontEndConfig, recording_features, rejection_reason
+from leak_detection.front_end import FrontEndConfig, analyse_recording
 from leak_detection.inference import predict_segments
 from leak_detection.labels import LEAK, NOLEAK
 from leak_detection.model import model_from_state
@@ -40,7 +40,8 @@ def predict_recordings(
     network = model_from_state(model, model_meta)
     config = FrontEndConfig.from_params(model_meta["feature_config"])
     class_names = list(model_meta["class_names"])
-    threshold = float(model_meta["threshold"])
+    # An operator may trade precision for recall; by default the validated threshold.
+    threshold = float(predict["threshold"] if predict.get("threshold") is not None else model_meta["threshold"])
     started = time.perf_counter()
     rows, features = [], []
     for file_id in tqdm(inbox.table["file_id"], desc=f"{model_meta['mode']}: reading", unit="file"):
@@ -54,15 +55,15 @@ def predict_recordings(
             "error": "",
         }
         try:
-            samples, rate = inbox.read(file_id)
-            row.update(duration_s=samples.shape[0] / rate if rate else np.nan, sample_rate=rate)
-            reason = rejection_reason(samples, rate, config)
+            rate, blocks = inbox.open_blocks(file_id)
+            analysed = analyse_recording(blocks, rate, config)
+            row.update(duration_s=analysed.duration_s, sample_rate=rate)
+            reason = analysed.reason
         except Exception as exc:  # noqa: BLE001 - every decoder failure is "unreadable"
             reason = f"unreadable: {type(exc).__name__}: {exc}"
         if reason is None:
-            segments = recording_features(samples, rate, config)
-            row["long_segments"] = segments.shape[0]
-            features.append(segments)
+            row["long_segments"] = analysed.features.shape[0]
+            features.append(analysed.features)
         else:
             row["error"] = reason
             logger.warning("%s: %s", file_id, reason)

@@ -1,0 +1,127 @@
+"""Every parameter checked once, before a run does any work.
+
+A bad value found only when its node runs would cost a feature extraction or a
+training run first; a misspelt key would silently fall back to a default. Each
+problem names the key and the values it allows, and all problems are reported
+together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from leak_detection.front_end import FrontEndConfig
+from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES
+from leak_detection.splits import check_split_ratios
+from leak_detection.trainer import TrainerConfig
+
+
+class ParameterError(ValueError):
+    """One or more parameters are wrong; the message lists each key and what it allows."""
+
+
+def _int_at_least(minimum: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            return f"an integer >= {minimum}"
+        return None
+
+    return check
+
+
+def _positive_number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return "a number > 0"
+    return None
+
+
+def _optional_probability(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        return "null (use the model's validation threshold) or a number strictly between 0 and 1"
+    return None
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+BLOCK_RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
+    "evaluation": {
+        "batch_size": _int_at_least(1),
+        "memory_budget_mb": _positive_number,
+        "timeline_files_per_outcome": _int_at_least(1),
+    },
+    "deployment": {"parity_segments": _int_at_least(1), "parity_tolerance": _positive_number},
+    "predict": {"batch_size": _int_at_least(1), "threshold": _optional_probability},
+}
+"""Per-mode blocks checked key by key: ``<mode>.<block>.<key>``."""
+
+
+def _check_block(name: str, block: Any, rules: dict[str, Callable[[Any], str | None]]) -> list[str]:
+    if not isinstance(block, dict):
+        return [f"{name}: must be a mapping with keys {sorted(rules)}"]
+    problems = (
+        [f"{name}: unknown keys {sorted(set(block) - set(rules))}; allowed {sorted(rules)}"]
+        if set(block) - set(rules)
+        else []
+    )
+    for key, rule in rules.items():
+        if key in block and (allowed := rule(block[key])) is not None:
+            problems.append(f"{name}.{key} = {block[key]!r}: must be {allowed}")
+    return problems
+
+
+def _check_config(name: str, build: Callable[[], Any]) -> list[str]:
+    try:
+        build()
+    except (TypeError, ValueError) as exc:
+        return [f"{name}: {exc}"]
+    return []
+
+
+def parameter_problems(params: dict[str, Any]) -> list[str]:
+    """Everything wrong with a run's parameters (empty when all is well)."""
+    problems = []
+    mapping = params.get("label_mapping") or {}
+    if not isinstance(mapping, dict):
+        problems.append("label_mapping: must be a mapping of raw label -> class")
+    else:
+        bad = {k: v for k, v in mapping.items() if str(v).upper() not in CLASS_NAMES}
+        if bad:
+            problems.append(f"label_mapping: {bad} map to names that are not classes; allowed {list(CLASS_NAMES)}")
+    if "front_end" in params:
+        problems += _check_config("front_end", lambda: FrontEndConfig.from_params(params["front_end"]))
+    if "extraction" in params:
+        problems += _check_block("extraction", params["extraction"], {"strict": _boolean})
+    if "splits" in params:
+        splits = params["splits"] or {}
+        problems += _check_config("splits.ratios", lambda: check_split_ratios(splits.get("ratios") or {}))
+        if (allowed := _int_at_least(0)(splits.get("seed"))) is not None:
+            problems.append(f"splits.seed = {splits.get('seed')!r}: must be {allowed}")
+    for mode in MODE_CLASS_NAMES:
+        branch = params.get(mode)
+        if branch is None:
+            continue
+        if branch.get("mode") != mode:
+            problems.append(f"{mode}.mode = {branch.get('mode')!r}: must be {mode!r} (the namespace's own mode)")
+        if "training" in branch:
+            problems += _check_config(f"{mode}.training", lambda b=branch: TrainerConfig.from_params(b["training"]))
+        for block, rules in BLOCK_RULES.items():
+            if block in branch:
+                problems += _check_block(f"{mode}.{block}", branch[block], rules)
+    unknown_modes = [k for k, v in params.items() if isinstance(v, dict) and "mode" in v and k not in MODE_CLASS_NAMES]
+    problems += [
+        f"{k}.mode: unknown mode {params[k]['mode']!r}; allowed {sorted(MODE_CLASS_NAMES)}" for k in unknown_modes
+    ]
+    return problems
+
+
+def validate_parameters(params: dict[str, Any]) -> None:
+    problems = parameter_problems(params)
+    if problems:
+        raise ParameterError(
+            "the run was stopped before doing any work because of bad parameters:\n  - " + "\n  - ".join(problems)
+        )
