@@ -1,5 +1,6 @@
 """Every odd or broken recording is either used correctly or rejected with a clear reason."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -19,6 +20,10 @@ SPLITS = {"ratios": {"train": 0.7, "validation": 0.2, "test": 0.1}, "seed": 0}
 def noise(seconds, rate, seed, channels=1, amplitude=0.1):
     rng = np.random.default_rng(seed)
     return (amplitude * rng.normal(size=(int(seconds * rate), channels))).squeeze()
+
+
+def write_noise(path, rate):
+    sf.write(path, noise(2, rate, rate), rate)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +53,7 @@ def odd_folder(tmp_path_factory):
         "LEAK/32 float.wav": lambda p: sf.write(p, noise(2, 8000, 9).astype(np.float32), 8000, subtype="FLOAT"),
         "NORMAL/UPPER.WAV": lambda p: sf.write(p, noise(2, 8000, 10), 8000),
         "NORMAL/spaces and ünïcödé ß.wav": lambda p: sf.write(p, noise(2, 8000, 11), 8000),
-        **{
-            f"NORMAL/rate {r}.wav": (lambda r: lambda p: sf.write(p, noise(2, r, r), r))(r)
-            for r in (8000, 11025, 16000, 44100, 48000)
-        },
+        **{f"NORMAL/rate {r}.wav": functools.partial(write_noise, rate=r) for r in (8000, 11025, 16000, 44100, 48000)},
         "QUIET/copy of good.wav": lambda p: p.write_bytes(good.read_bytes()),  # same audio, another label
         "LEAK/~stereo copy.wav": lambda p: p.write_bytes((root / "LEAK" / "stereo.wav").read_bytes()),
     }
