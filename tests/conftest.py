@@ -1,10 +1,17 @@
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from kedro.framework.startup import bootstrap_project
+
+from leak_detection.demo_recordings import generate_demo_recordings
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def noise_wav(path, seconds=1.0, rate=4096, seed=0, subtype="PCM_16", channels=1):
@@ -66,3 +73,25 @@ def synthetic_store(files_per_class=8, n_long=6, seed=0, leak_boost_db=12.0, gro
 @pytest.fixture
 def separable_store():
     return synthetic_store()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the project; runs happen from its root, as `kedro run` does."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    shutil.copy(PROJECT / "pyproject.toml", root / "pyproject.toml")
+    (root / "src").mkdir()  # the package itself is installed; Kedro wants the folder
+    bootstrap_project(root)
+    previous = Path.cwd()
+    os.chdir(root)
+    yield root
+    os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recordings") / "tiny"
+    generate_demo_recordings(folder, n_recordings=60, n_sites=3, sensors_per_site=4, max_duration_s=6.0, seed=3)
+    return folder

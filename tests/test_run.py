@@ -16,37 +16,11 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 from leak_detection import console
 from leak_detection.datasets import MelFeatureStoreDataset
-from leak_detection.demo_recordings import generate_demo_recordings
 from leak_detection.model import LeakCNNMulti, state_dict_sha256
 from leak_detection.pipeline_registry import register_pipelines
-
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A copy of the project; runs happen from its root, as `kedro run` does."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    shutil.copy(PROJECT / "pyproject.toml", root / "pyproject.toml")
-    (root / "src").mkdir()  # the package itself is installed; Kedro wants the folder
-    bootstrap_project(root)
-    previous = Path.cwd()
-    os.chdir(root)
-    yield root
-    os.chdir(previous)
-
-
-@pytest.fixture(scope="module")
-def tiny_recordings(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("recordings") / "tiny"
-    generate_demo_recordings(folder, n_recordings=60, n_sites=3, sensors_per_site=4, max_duration_s=6.0, seed=3)
-    return folder
 
 
 def run(project, pipeline, **runtime_params):

@@ -10,6 +10,7 @@ splits in proportion to the ratios.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -74,8 +75,12 @@ def assign_splits(labels: Sequence[str], groups: Sequence[str], ratios: Mapping[
         )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold_of_file = np.empty(labels.size, dtype=np.int64)
-    for fold, (_, members) in enumerate(splitter.split(np.zeros(labels.size), labels, groups)):
-        fold_of_file[members] = fold
+    with warnings.catch_warnings():
+        # A class with fewer files than folds cannot be in every fold: expected for rare
+        # classes, and the proportions are still as even as the groups allow.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for fold, (_, members) in enumerate(splitter.split(np.zeros(labels.size), labels, groups)):
+            fold_of_file[members] = fold
     counts = _folds_per_split(n_folds, ratios)
     split_of_fold = np.array(
         ["test"] * counts["test"] + ["validation"] * counts["validation"] + ["train"] * counts["train"]
