@@ -23,8 +23,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def targets_table(targets: list[dict]) -> str:
     rows = [
-        [t["target"], _format(t["measured"]) + (t["unit"] if t["measured"] is not None else ""), t["condition"],
-         f"**{t['status']}**", t["detail"]]
+        [
+            t["target"],
+            _format(t["measured"]) + (t["unit"] if t["measured"] is not None else ""),
+            t["condition"],
+            f"**{t['status']}**",
+            t["detail"],
+        ]
         for t in targets
     ]
     return _table(["target", "measured", "goal", "result", "detail"], rows)
@@ -36,8 +41,11 @@ MEASUREMENTS: list[tuple[str, str, Callable[[dict], object]]] = [
     ("baseline h5py+DataLoader, samples/s", "training", lambda s: s["baseline"]["samples_per_second"]),
     ("baseline share spent loading data", "training", lambda s: s["baseline"]["data_loading_share"]),
     ("peak fp32 matmul, GFLOP/s", "training", lambda s: s["roofline"]["peak_gflops"]),
-    ("training FLOPs per sample (fast path, 3x fwd)", "training",
-     lambda s: float(s["roofline"]["training_flops_per_sample"])),
+    (
+        "training FLOPs per sample (fast path, 3x fwd)",
+        "training",
+        lambda s: float(s["roofline"]["training_flops_per_sample"]),
+    ),
     ("roofline, samples/s", "training", lambda s: s["roofline"]["roofline_samples_per_second"]),
     ("project extraction, x real time", "extraction", lambda s: s["project"]["realtime_factor"]),
     ("baseline extraction, x real time", "extraction", lambda s: s["baseline"]["realtime_factor"]),

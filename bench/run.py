@@ -1,6 +1,6 @@
 """Run the benchmark suite, write the results JSON and print the summary tables.
 
-    python -m bench                  # full suite (~10 min on 2 cores), bench/results/latest.json
+    python -m bench                  # full suite (~6 min on 2 idle cores): bench/results/latest.json
     python -m bench --quick          # tiny sizes: a smoke test of the whole suite (~30 s)
     python -m bench --skip-demo-run  # everything but the 2-3 minute `kedro run`
     python -m bench --only training inference
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import traceback
@@ -25,7 +24,7 @@ SECTIONS = ("training", "memory", "extraction", "inference", "demo_run")
 
 
 def _section_functions() -> dict:
-    # Imported here so that the environment below is set before leak_detection loads.
+    # Imported on demand: ``--help`` should not wait for torch.
     from bench.demo_run import measure_demo_run
     from bench.extraction import measure_extraction
     from bench.inference import measure_inference
@@ -69,8 +68,6 @@ def run_section(name: str, measure, settings, workdir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
-    os.environ["TQDM_DISABLE"] = "1"
     from bench.machine import load_average, machine_info
     from bench.report import summary
     from bench.settings import FULL, QUICK
@@ -80,17 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     selected = args.only or SECTIONS
     skip_demo = args.quick or args.skip_demo_run
     results: dict = {
-        "suite": {"command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-                  "quick": args.quick, "settings": settings.to_dict()},
+        "suite": {
+            "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "quick": args.quick,
+            "settings": settings.to_dict(),
+        },
         "machine": machine_info(),
     }
     functions = _section_functions()
     with tempfile.TemporaryDirectory(prefix="leak-bench-") as workdir:
-        for name in selected:
-            if name == "demo_run" and skip_demo:
+        for name in SECTIONS:
+            if name not in selected:
+                results[name] = {"skipped": True, "reason": "not in --only"}
+            elif name == "demo_run" and skip_demo:
                 results[name] = {"skipped": True, "reason": "--quick" if args.quick else "--skip-demo-run"}
-                continue
-            results[name] = run_section(name, functions[name], settings, Path(workdir))
+            else:
+                results[name] = run_section(name, functions[name], settings, Path(workdir))
     results["machine"]["load_average_at_end"] = load_average()
     results["targets"] = evaluate(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -54,12 +54,15 @@ class SyntheticRows:
         return rows * np.float32(6.0) - np.float32(60.0)
 
 
-def write_synthetic_store(path: Path, n_files: int, long_per_file: int, seed: int) -> dict:
-    """Write a store of ``n_files`` equal files (alternately LEAK and NORMAL); say what was written."""
+def synthetic_store(n_files: int, long_per_file: int, seed: int) -> MelFeatureStore:
+    """``n_files`` files of ``long_per_file`` long segments each, alternately LEAK and NORMAL.
+
+    Its rows are generated when read, so it can be written (or trained from) at any size.
+    """
     config = FrontEndConfig()
     ids = [f"synthetic/{i:06d}.wav" for i in range(n_files)]
     labels = [CLASS_NAMES.index(LEAK if i % 2 == 0 else "NORMAL") for i in range(n_files)]
-    store = MelFeatureStore(
+    return MelFeatureStore(
         segments_mel=SyntheticRows(n_files * long_per_file, (config.n_short, config.n_mels, config.n_frames), seed),
         file_offsets=np.arange(n_files + 1, dtype=np.int64) * long_per_file,
         labels=np.array(labels),
@@ -69,13 +72,18 @@ def write_synthetic_store(path: Path, n_files: int, long_per_file: int, seed: in
         feature_config=config.to_dict(),
         source_fingerprint=f"bench-synthetic-{seed}-{n_files}x{long_per_file}",
     )
+
+
+def write_synthetic_store(path: Path, n_files: int, long_per_file: int, seed: int) -> dict:
+    """Write ``synthetic_store(...)`` with the project's dataset class; say what was written."""
+    store = synthetic_store(n_files, long_per_file, seed)
     started = time.perf_counter()
     MelFeatureStoreDataset(filepath=path, save_args=SAVE_ARGS).save(store)
     return {
         "path": str(path),
         "files": n_files,
-        "long_segments": n_files * long_per_file,
-        "short_segments": n_files * long_per_file * config.n_short,
+        "long_segments": store.n_long_segments,
+        "short_segments": store.n_long_segments * store.segments_mel.shape[1],
         "file_mb": round(path.stat().st_size / 2**20, 1),
         "write_seconds": round(time.perf_counter() - started, 2),
     }

@@ -36,15 +36,27 @@ def run_module_json(module: str, args: list[str], timeout_s: float) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def train_epoch_in_child(store: Path, validation_files: int, budget_mb: float, batch_size: int,
-                         checkpoint_dir: Path, max_batches: int | None = None, timeout_s: float = 1800) -> dict:
+def train_epoch_in_child(
+    store: Path,
+    validation_files: int,
+    budget_mb: float,
+    batch_size: int,
+    checkpoint_dir: Path,
+    max_batches: int | None = None,
+    timeout_s: float = 1800,
+) -> dict:
     """One epoch of ``fit`` on ``store`` in a fresh process (see ``bench.train_child``)."""
     args = [
-        "--store", str(store),
-        "--validation-files", str(validation_files),
-        "--budget-mb", str(budget_mb),
-        "--batch-size", str(batch_size),
-        "--checkpoint-dir", str(checkpoint_dir),
+        "--store",
+        str(store),
+        "--validation-files",
+        str(validation_files),
+        "--budget-mb",
+        str(budget_mb),
+        "--batch-size",
+        str(batch_size),
+        "--checkpoint-dir",
+        str(checkpoint_dir),
     ]
     if max_batches:
         args += ["--max-batches", str(max_batches)]

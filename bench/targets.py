@@ -34,44 +34,79 @@ def _get(results: dict, path: tuple[str, ...]):
 
 def _memory_cases(r: dict) -> str:
     cases = r["memory"]["cases"]
-    return ", ".join(
-        f"{name} {c['peak_rss_mb']:,.0f} MB ({'streamed' if c['streamed'] else 'in memory'})"
-        for name, c in cases.items()
-    ) + f"; budget {r['memory']['memory_budget_mb']:g} MB"
+    return (
+        ", ".join(
+            f"{name} {c['peak_rss_mb']:,.0f} MB ({'streamed' if c['streamed'] else 'in memory'})"
+            for name, c in cases.items()
+        )
+        + f"; budget {r['memory']['memory_budget_mb']:g} MB"
+    )
 
 
 TARGETS: tuple[Target, ...] = (
     Target(
-        "training: fraction of roofline", ("training", "roofline_fraction"), ">=", 0.5, "",
-        lambda r: f"{r['training']['project']['samples_per_second']:,.0f} of "
-        f"{r['training']['roofline']['roofline_samples_per_second']:,.0f} samples/s "
-        f"(peak matmul {r['training']['roofline']['peak_gflops']:.0f} GFLOP/s)",
+        "training: fraction of roofline",
+        ("training", "roofline_fraction"),
+        ">=",
+        0.5,
+        "",
+        lambda r: (
+            f"{r['training']['project']['samples_per_second']:,.0f} of "
+            f"{r['training']['roofline']['roofline_samples_per_second']:,.0f} samples/s "
+            f"(peak matmul {r['training']['roofline']['peak_gflops']:.0f} GFLOP/s)"
+        ),
     ),
     Target(
-        "training: speed-up over h5py+DataLoader baseline", ("training", "speedup_vs_baseline"), ">=", 3.0, "x",
-        lambda r: f"{r['training']['project']['samples_per_second']:,.0f} vs "
-        f"{r['training']['baseline']['samples_per_second']:,.0f} samples/s",
-    ),
-    Target(
-        "extraction: real-time factor", ("extraction", "project", "realtime_factor"), ">=", 2000.0, "x",
-        lambda r: f"{r['extraction']['recordings']['audio_seconds']:,.0f} s of audio in "
-        f"{r['extraction']['project']['seconds']:.1f} s",
-    ),
-    Target(
-        "extraction: speed-up over per-segment numpy baseline", ("extraction", "speedup_vs_baseline"), ">=", 3.0,
+        "training: speed-up over h5py+DataLoader baseline",
+        ("training", "speedup_vs_baseline"),
+        ">=",
+        3.0,
         "x",
-        lambda r: f"{r['extraction']['project']['seconds']:.1f} s vs {r['extraction']['baseline']['seconds']:.1f} s"
-        f"; features match: {r['extraction']['parity_all_files']['ok']}",
+        lambda r: (
+            f"{r['training']['project']['samples_per_second']:,.0f} vs "
+            f"{r['training']['baseline']['samples_per_second']:,.0f} samples/s"
+        ),
     ),
     Target(
-        "inference: segments/s (PyTorch, batch 8192)", ("inference", "torch_segments_per_second"), ">=", 100_000.0,
+        "extraction: real-time factor",
+        ("extraction", "project", "realtime_factor"),
+        ">=",
+        2000.0,
+        "x",
+        lambda r: (
+            f"{r['extraction']['recordings']['audio_seconds']:,.0f} s of audio in "
+            f"{r['extraction']['project']['seconds']:.1f} s"
+        ),
+    ),
+    Target(
+        "extraction: speed-up over per-segment numpy baseline",
+        ("extraction", "speedup_vs_baseline"),
+        ">=",
+        3.0,
+        "x",
+        lambda r: (
+            f"{r['extraction']['project']['seconds']:.1f} s vs {r['extraction']['baseline']['seconds']:.1f} s"
+            f"; features match: {r['extraction']['parity_all_files']['ok']}"
+        ),
+    ),
+    Target(
+        "inference: segments/s (PyTorch, batch 8192)",
+        ("inference", "torch_segments_per_second"),
+        ">=",
+        100_000.0,
         "/s",
-        lambda r: f"ONNX Runtime {r['inference']['onnx']['segments_per_second']:,.0f}/s; predict_recordings "
-        f"{r['inference']['predict_recordings']['files_per_second']:.1f} files/s",
+        lambda r: (
+            f"ONNX Runtime {r['inference']['onnx']['segments_per_second']:,.0f}/s; predict_recordings "
+            f"{r['inference']['predict_recordings']['files_per_second']:.1f} files/s"
+        ),
     ),
     Target("memory: peak RSS 10x / 1x store", ("memory", "peak_ratio"), "<=", 1.2, "x", _memory_cases),
     Target(
-        "demo: kedro run --pipelines train_both", ("demo_run", "seconds"), "<=", 300.0, "s",
+        "demo: kedro run --pipelines train_both",
+        ("demo_run", "seconds"),
+        "<=",
+        300.0,
+        "s",
         lambda r: r["demo_run"]["note"],
     ),
 )

@@ -64,8 +64,14 @@ def ru_maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_epoch(store_path: Path, validation_files: int, budget_mb: float, batch_size: int,
-              checkpoint_dir: Path, max_batches: int | None) -> dict:
+def run_epoch(
+    store_path: Path,
+    validation_files: int,
+    budget_mb: float,
+    batch_size: int,
+    checkpoint_dir: Path,
+    max_batches: int | None,
+) -> dict:
     """Train a fresh binary ``LeakCNNMulti`` for one epoch (validation included) and report."""
     rss_after_imports = peak_rss_mb()
     store = load_store(store_path)

@@ -39,16 +39,20 @@ def peak_matmul_gflops(sizes: tuple[int, ...], repeats: int) -> dict:
     for n in sizes:
         a, b = torch.randn(n, n), torch.randn(n, n)
         torch.matmul(a, b)  # warm-up: thread pool, page faults
-        fastest = min(_timed(lambda: torch.matmul(a, b)) for _ in range(repeats))
+        fastest = min(_timed(torch.matmul, a, b) for _ in range(repeats))
         per_size[n] = 2 * n**3 / fastest / 1e9
         best = max(best, per_size[n])
     return {"peak_gflops": best, "gflops_by_size": per_size, "repeats": repeats}
 
 
-def _timed(fn) -> float:
+def _timed(fn, *args) -> float:
     started = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - started
+
+
+MULTIPLY_ADD_LAYERS = ("conv1", "conv2", "conv3", "fc", "head", "leak_aux")
+"""The keys of ``fast_path_forward_flops`` that count multiply-adds; the others are elementwise."""
 
 
 def fast_path_forward_flops(model: LeakCNNMulti, n_mels: int) -> dict[str, int]:
@@ -60,19 +64,41 @@ def fast_path_forward_flops(model: LeakCNNMulti, n_mels: int) -> dict[str, int]:
     """
     rows = n_mels
     flops = {"normalise": 2 * rows}
-    for name, conv, pooled in (("conv1", model.conv1, False), ("conv2", model.conv2, True),
-                               ("conv3", model.conv3, True)):
-        taps = conv.kernel_size[0]
-        flops[name] = 2 * conv.in_channels * taps * conv.out_channels * rows + 2 * conv.out_channels * rows
+    for name, conv, pooled in (
+        ("conv1", model.conv1, False),
+        ("conv2", model.conv2, True),
+        ("conv3", model.conv3, True),
+    ):
+        flops[name] = 2 * conv.in_channels * conv.kernel_size[0] * conv.out_channels * rows
+        flops[f"{name}_bias_relu"] = 2 * conv.out_channels * rows
         if pooled:
             rows //= 2
             flops[f"{name}_maxpool"] = conv.out_channels * rows
     flops["dropout"] = model.fc.in_features
-    flops["fc"] = 2 * model.fc.in_features * model.fc.out_features + 2 * model.fc.out_features
-    flops["head"] = 2 * model.head.in_features * model.head.out_features + model.head.out_features
-    if model.leak_aux is not None:
-        flops["leak_aux"] = 2 * model.leak_aux.in_features + 1
+    flops["fc"] = 2 * model.fc.in_features * model.fc.out_features
+    flops["fc_bias_relu"] = 2 * model.fc.out_features
+    for name in ("head", "leak_aux"):
+        layer = getattr(model, name)
+        if layer is not None:
+            flops[name] = 2 * layer.in_features * layer.out_features
+            flops[f"{name}_bias"] = layer.out_features
     return flops
+
+
+def torch_counted_flops(model: LeakCNNMulti, n_mels: int, batch: int = 8) -> dict[str, float]:
+    """Multiply-add FLOPs per sample as ``torch.utils.flop_counter`` counts them, forward and
+    forward + backward: a check on the analytic count and on the 3x rule."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = model.train()
+    x = torch.randn(batch, 1, n_mels, 1)
+    with FlopCounterMode(display=False) as forward:
+        model(x)
+    with FlopCounterMode(display=False) as both:
+        logits, _ = model(x)
+        logits.sum().backward()
+    model.zero_grad(set_to_none=True)
+    return {"forward": forward.get_total_flops() / batch, "forward_backward": both.get_total_flops() / batch}
 
 
 # --- the straightforward baseline -----------------------------------------------------------
@@ -156,11 +182,15 @@ def measure_training(settings: BenchSettings, workdir: Path) -> dict:
     n_train_long = (settings.store_files - settings.validation_files) * settings.long_per_file
     # A budget far above the split: the project holds it in memory, as it would at this size.
     project = train_epoch_in_child(
-        store, settings.validation_files, budget_mb=2048, batch_size=settings.batch_size,
+        store,
+        settings.validation_files,
+        budget_mb=2048,
+        batch_size=settings.batch_size,
         checkpoint_dir=workdir / "checkpoints_training",
     )
     baseline = baseline_samples_per_second(store, n_train_long, settings)
-    flops = fast_path_forward_flops(LeakCNNMulti(n_classes=2), n_mels=32)
+    model = LeakCNNMulti(n_classes=2)
+    flops = fast_path_forward_flops(model, n_mels=32)
     forward = sum(flops.values())
     per_sample = BACKWARD_FACTOR * forward
     peak = peak_matmul_gflops(settings.matmul_sizes, settings.matmul_repeats)
@@ -178,6 +208,7 @@ def measure_training(settings: BenchSettings, workdir: Path) -> dict:
             "training_flops_per_sample": per_sample,
             "backward_factor": BACKWARD_FACTOR,
             "forward_flops_by_layer": flops,
+            "torch_flop_counter_multiply_adds": torch_counted_flops(model, n_mels=32),
             "roofline_samples_per_second": roofline_sps,
         },
         "speedup_vs_baseline": project["samples_per_second"] / baseline["samples_per_second"],
