@@ -127,6 +127,13 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarra
     return resample_poly(np.asarray(samples, dtype=np.float64), target_rate // g, orig_rate // g)
 
 
+@lru_cache(maxsize=16)
+def _anti_aliasing_filter(up: int, down: int) -> np.ndarray:
+    """``resample_poly``'s own Kaiser low-pass, designed once per rate pair (not per file)."""
+    half_len = 10 * max(up, down)
+    return firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
+
+
 class StreamResampler:
     """``resample_poly`` of a long signal fed in blocks, equal to resampling it whole.
 
@@ -140,7 +147,7 @@ class StreamResampler:
         g = math.gcd(int(orig_rate), int(target_rate))
         self.up, self.down = target_rate // g, orig_rate // g
         half_len = 10 * max(self.up, self.down)  # resample_poly's own filter length
-        self.filter = firwin(2 * half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
+        self.filter = _anti_aliasing_filter(self.up, self.down)
         context = -(-half_len // self.up) + 1
         self.pad = -(-context // self.down) * self.down
         self.step = max(self.down, chunk // self.down * self.down)

@@ -80,6 +80,11 @@ class LeakCNNMulti(nn.Module):
             repeat = POOLED_ROWS // rows
             weight = self.fc.weight.view(256, 128, rows, repeat).sum(-1).view(256, 128 * rows)
             return F.linear(x.flatten(1), weight, self.fc.bias)
+        if cols == 1 and POOLED_ROWS % rows == 0:
+            # With dropout active every repeated row needs its own mask: repeat the rows
+            # (what the adaptive pooling computes here) without the pooling's cost.
+            x = x.repeat_interleave(POOLED_ROWS // rows, dim=-2)
+            return self.fc(self.dropout(x.flatten(1)))
         return self.fc(self.dropout(self.adaptive_pool(x).flatten(1)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
