@@ -56,6 +56,6 @@ def test_bad_ratios_are_refused(ratios, message):
         assign_splits(labels, groups, ratios, seed=0)
 
 
-def test_too_few_groups_is_a_clear_error():
+def test_too_few_groups_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="group"):
         assign_splits(["LEAK", "NORMAL"], ["a", "a"], RATIOS, seed=0)
