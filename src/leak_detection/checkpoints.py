@@ -43,8 +43,9 @@ class CheckpointFolder:
 
     def save(self, checkpoint: dict[str, Any]) -> None:
         epoch = int(checkpoint["epoch"])
-        _save(checkpoint, self.folder / f"epoch_{epoch:03d}.pth")
+        # last.pth first: whenever an epoch file exists, last.pth is at least as new.
         _save(checkpoint, self.folder / LAST)
+        _save(checkpoint, self.folder / f"epoch_{epoch:03d}.pth")
         for old in self.epoch_files()[self.keep :]:
             old.unlink(missing_ok=True)
 
