@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from bench.settings import BenchSettings
+from bench.training import peak_matmul_gflops
 from leak_detection.datasets import InboxDataset
 from leak_detection.demo_recordings import generate_demo_recordings
 from leak_detection.front_end import FrontEndConfig
@@ -112,6 +113,15 @@ def files_per_second(settings: BenchSettings, inbox_dir: Path) -> dict:
     }
 
 
+def eval_flops_per_segment(model: LeakCNNMulti, n_mels: int = 32, batch: int = 8) -> float:
+    """Multiply-add FLOPs of one eval-mode forward (fc folded), as ``torch.utils.flop_counter`` counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.randn(batch, 1, n_mels, 1))
+    return counter.get_total_flops() / batch
+
+
 def measure_inference(settings: BenchSettings, workdir: Path) -> dict:
     torch.manual_seed(settings.seed)
     model = LeakCNNMulti(n_classes=2).eval()
@@ -120,11 +130,22 @@ def measure_inference(settings: BenchSettings, workdir: Path) -> dict:
     onnx_segments = segments[: settings.onnx_batches * size]
     torch_sps = torch_segments_per_second(model, segments, size)
     onnx = onnx_segments_per_second(model, onnx_segments, size)
+    project_sps = predict_segments_per_second(model, segments, size)
+    peak = peak_matmul_gflops(settings.matmul_sizes, settings.matmul_repeats)
+    flops = eval_flops_per_segment(model)
+    ceiling = peak["peak_gflops"] * 1e9 / flops
     return {
         "batch_size": size,
         "segments_timed": int(segments.shape[0]),
         "torch_segments_per_second": torch_sps,
-        "predict_segments_per_second": predict_segments_per_second(model, segments, size),
+        "predict_segments_per_second": project_sps,
+        # What the machine could do at all: every FLOP at the best matmul rate.
+        "compute_ceiling": {
+            **peak,
+            "eval_flops_per_segment": flops,
+            "ceiling_segments_per_second": ceiling,
+            "project_fraction_of_ceiling": project_sps / ceiling,
+        },
         "onnx": {"segments_timed": int(onnx_segments.shape[0]), **onnx},
         "onnx_vs_torch": onnx["segments_per_second"] / torch_sps,
         "predict_recordings": files_per_second(settings, workdir / "inbox"),

@@ -90,13 +90,17 @@ TARGETS: tuple[Target, ...] = (
         ),
     ),
     Target(
-        "inference: segments/s (PyTorch, batch 8192)",
-        ("inference", "torch_segments_per_second"),
+        "inference: segments/s (predict_segments, eval mode)",
+        ("inference", "predict_segments_per_second"),
         ">=",
         100_000.0,
         "/s",
         lambda r: (
-            f"ONNX Runtime {r['inference']['onnx']['segments_per_second']:,.0f}/s; predict_recordings "
+            f"compute ceiling {r['inference']['compute_ceiling']['ceiling_segments_per_second']:,.0f}/s "
+            f"({r['inference']['compute_ceiling']['eval_flops_per_segment'] / 1e6:.2f} MFLOP at "
+            f"{r['inference']['compute_ceiling']['peak_gflops']:.0f} GFLOP/s); bare model at batch "
+            f"{r['inference']['batch_size']} {r['inference']['torch_segments_per_second']:,.0f}/s; ONNX Runtime "
+            f"{r['inference']['onnx']['segments_per_second']:,.0f}/s; predict_recordings "
             f"{r['inference']['predict_recordings']['files_per_second']:.1f} files/s"
         ),
     ),

@@ -1,6 +1,6 @@
 import torch
 
-from leak_detection.model import LeakCNNMulti, param_count, state_dict_sha256
+from leak_detection.model import LeakCNNMulti, dropout, param_count, state_dict_sha256
 
 
 def spec_param_count(n_classes, aux):
@@ -68,3 +68,18 @@ def test_a_checkpoint_of_the_other_mode_is_refused():
         assert "size mismatch" in str(err) or "Unexpected key" in str(err)
     else:
         raise AssertionError("strict loading must refuse a mismatched state_dict")
+
+
+def test_dropout_mask_has_the_distribution_of_nn_dropout():
+    torch.manual_seed(0)
+    x = torch.rand(400, 2048) + 0.5  # never zero, so a zero output means a dropped element
+    for p in (0.1, 0.25, 0.5):
+        ours, theirs = dropout(x, p, training=True), torch.nn.functional.dropout(x, p, training=True)
+        n = x.numel()
+        tolerance = 5 * (p * (1 - p) / n) ** 0.5  # five standard deviations of the dropped fraction
+        for out in (ours, theirs):
+            assert abs(float((out == 0).float().mean()) - p) < tolerance
+            kept = out != 0
+            torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+    assert dropout(x, 0.25, training=False) is x
+    assert dropout(x, 0.0, training=True) is x

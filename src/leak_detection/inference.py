@@ -12,6 +12,11 @@ from torch import nn
 
 from leak_detection.scoring import segment_leak_probability
 
+# On a CPU the model runs on slices of at most this many segments. At 8192 segments each
+# convolution's output is 64 MB, twice a typical L3 cache, and every layer streams through
+# DRAM: slices of 512-1024 measured 2-3x more segments per second (bench/README.md).
+CPU_MODEL_SLICE = 1024
+
 
 @dataclass(frozen=True)
 class SegmentPredictions:
@@ -41,8 +46,14 @@ def predict_segments(
     channels_last: bool = False,
     loss_fn: Callable | None = None,
 ) -> SegmentPredictions:
-    """Class and leak probabilities of every segment; loss and accuracy when targets are given."""
+    """Class and leak probabilities of every segment; loss and accuracy when targets are given.
+
+    ``batch_size`` is how many segments move to the device at once; on a CPU the model
+    itself sees at most ``CPU_MODEL_SLICE`` of them per call.
+    """
     device = torch.device(device)
+    if device.type == "cpu":
+        batch_size = min(batch_size, CPU_MODEL_SLICE)
     was_training = model.training
     model.eval()
     class_probs, leak_probs = [], []

@@ -44,6 +44,12 @@ def _optional_probability(value: Any) -> str | None:
     return None
 
 
+def _workers(value: Any) -> str | None:
+    if value == "auto" or _int_at_least(1)(value) is None:
+        return None
+    return "'auto' (one process per available core) or an integer >= 1 (1: no worker processes)"
+
+
 def _boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 
@@ -55,7 +61,7 @@ BLOCK_RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "timeline_files_per_outcome": _int_at_least(1),
     },
     "deployment": {"parity_segments": _int_at_least(1), "parity_tolerance": _positive_number},
-    "predict": {"batch_size": _int_at_least(1), "threshold": _optional_probability},
+    "predict": {"batch_size": _int_at_least(1), "threshold": _optional_probability, "workers": _workers},
 }
 """Per-mode blocks checked key by key: ``<mode>.<block>.<key>``."""
 
@@ -95,7 +101,7 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
     if "front_end" in params:
         problems += _check_config("front_end", lambda: FrontEndConfig.from_params(params["front_end"]))
     if "extraction" in params:
-        problems += _check_block("extraction", params["extraction"], {"strict": _boolean})
+        problems += _check_block("extraction", params["extraction"], {"strict": _boolean, "workers": _workers})
     if "splits" in params:
         splits = params["splits"] or {}
         problems += _check_config("splits.ratios", lambda: check_split_ratios(splits.get("ratios") or {}))

@@ -44,6 +44,8 @@ def test_the_shipped_parameters_are_valid(shipped_params):
         ("binary.training.amp", "fp8", "training.amp = 'fp8': must be one of ['auto', 'off', 'bf16', 'fp16']"),
         ("multiclass.training.learnig_rate", 0.1, "unknown training parameters ['learnig_rate']"),
         ("extraction.strict", "yes", "extraction.strict = 'yes': must be true or false"),
+        ("extraction.workers", 0, "extraction.workers = 0: must be 'auto' (one process per available core)"),
+        ("binary.predict.workers", "all", "binary.predict.workers = 'all': must be 'auto'"),
         ("multiclass.evaluation.batch_size", 0, "multiclass.evaluation.batch_size = 0: must be an integer >= 1"),
         ("label_mapping.CRACK", "BANG", "map to names that are not classes"),
     ],

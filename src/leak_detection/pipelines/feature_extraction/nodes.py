@@ -6,6 +6,7 @@ binary against multiclass is made on the same test files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -14,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from leak_detection.analysis_pool import analyse_files
 from leak_detection.datasets.recordings_dataset import RecordingCollection
 from leak_detection.feature_store import MelFeatureStore
-from leak_detection.front_end import FrontEndConfig, analyse_recording
+from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import CLASS_NAMES, resolve_label_mapping
 from leak_detection.splits import assign_splits
 
@@ -83,26 +84,23 @@ def extract_features(
     seen = _SeenAudio()
     audio_seconds = 0.0
     started = time.perf_counter()
-    progress = tqdm(labelled.itertuples(index=False), total=len(labelled), desc="Extracting features", unit="file")
-    for row in progress:
-        try:
-            rate, blocks = recordings.open_blocks(row.file_id)
-            analysed = analyse_recording(blocks, rate, config)
-            reason = analysed.reason
-        except Exception as exc:  # noqa: BLE001 - every decoder failure is "unreadable"
-            analysed, reason = None, f"unreadable: {type(exc).__name__}: {exc}"
-        if reason is None:
-            reason = seen.reason(analysed.content_sha256, row.file_id, row.label)
-        if reason is not None:
-            if strict:
-                raise BadRecordingError(f"{row.file_id}: {reason} (extraction.strict is on)")
-            rejected.append({"file_id": row.file_id, "raw_label": row.raw_label, "reason": reason})
-            continue
-        features.append(analysed.features)
-        kept.append(row)
-        durations.append(analysed.duration_s)
-        rates.append(analysed.sample_rate)
-        audio_seconds += analysed.duration_s
+    rows = {row.file_id: row for row in labelled.itertuples(index=False)}
+    workers = extraction.get("workers", "auto")
+    with contextlib.closing(analyse_files(recordings, list(rows), config, workers=workers)) as results:
+        for result in results:
+            row, analysed, reason = rows[result.file_id], result.analysed, result.reason
+            if reason is None:
+                reason = seen.reason(analysed.content_sha256, row.file_id, row.label)
+            if reason is not None:
+                if strict:
+                    raise BadRecordingError(f"{row.file_id}: {reason} (extraction.strict is on)")
+                rejected.append({"file_id": row.file_id, "raw_label": row.raw_label, "reason": reason})
+                continue
+            features.append(analysed.features)
+            kept.append(row)
+            durations.append(analysed.duration_s)
+            rates.append(analysed.sample_rate)
+            audio_seconds += analysed.duration_s
     if seen.conflicted:
         keep = [i for i, row in enumerate(kept) if row.file_id not in seen.conflicted]
         rejected += [

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from leak_detection.analysis_pool import analyse_files
 from leak_detection.datasets.recordings_dataset import RecordingCollection
-from leak_detection.front_end import FrontEndConfig, analyse_recording
+from leak_detection.front_end import FrontEndConfig
 from leak_detection.inference import predict_segments
 from leak_detection.labels import LEAK, NOLEAK
 from leak_detection.model import model_from_state
@@ -44,29 +44,25 @@ def predict_recordings(
     threshold = float(predict["threshold"] if predict.get("threshold") is not None else model_meta["threshold"])
     started = time.perf_counter()
     rows, features = [], []
-    for file_id in tqdm(inbox.table["file_id"], desc=f"{model_meta['mode']}: reading", unit="file"):
+    file_ids = list(inbox.table["file_id"])
+    workers = predict.get("workers", "auto")
+    for result in analyse_files(inbox, file_ids, config, workers=workers, desc=f"{model_meta['mode']}: reading"):
+        analysed, reason = result.analysed, result.reason
         row = {
-            "file": file_id,
+            "file": result.file_id,
             "mode": model_meta["mode"],
             "model_version": model_meta.get("model_version", ""),
-            "duration_s": np.nan,
-            "sample_rate": np.nan,
+            "duration_s": analysed.duration_s if analysed is not None else np.nan,
+            "sample_rate": analysed.sample_rate if analysed is not None else np.nan,
             "long_segments": 0,
             "error": "",
         }
-        try:
-            rate, blocks = inbox.open_blocks(file_id)
-            analysed = analyse_recording(blocks, rate, config)
-            row.update(duration_s=analysed.duration_s, sample_rate=rate)
-            reason = analysed.reason
-        except Exception as exc:  # noqa: BLE001 - every decoder failure is "unreadable"
-            reason = f"unreadable: {type(exc).__name__}: {exc}"
         if reason is None:
             row["long_segments"] = analysed.features.shape[0]
             features.append(analysed.features)
         else:
             row["error"] = reason
-            logger.warning("%s: %s", file_id, reason)
+            logger.warning("%s: %s", result.file_id, reason)
         rows.append(row)
     table = pd.DataFrame(rows)
     scored = table["error"] == ""
