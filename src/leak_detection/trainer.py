@@ -262,7 +262,11 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
         generator = torch.Generator().manual_seed(config.seed * 100_019 + epoch)
         model.train()
         started = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Running sums stay on the device: reading them every step would make a GPU
+        # wait for each batch to finish before the next one is queued.
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
         bar = tqdm(
             total=train.n_samples,
             desc=f"{label}epoch {epoch}/{config.epochs}",
@@ -285,18 +289,20 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            loss_sum += float(loss.detach()) * y.shape[0]
-            correct += int((logits.argmax(dim=1) == y).sum())
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.argmax(dim=1) == y).sum()
             seen += y.shape[0]
             bar.update(y.shape[0])
         bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         train_time = time.perf_counter() - started
         train_seconds += train_time
         metrics = validation_file_f1(model, validation, leak_output_idx, loss_fn, **predict_kwargs)
         record = {
             "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
+            "train_loss": float(loss_sum) / seen,
+            "train_accuracy": int(correct) / seen,
             **metrics,
             "learning_rate": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
