@@ -83,3 +83,37 @@ def test_dropout_mask_has_the_distribution_of_nn_dropout():
             torch.testing.assert_close(out[kept], x[kept] / (1 - p))
     assert dropout(x, 0.25, training=False) is x
     assert dropout(x, 0.0, training=True) is x
+
+
+def test_training_pool_matches_max_pool1d_with_ties_and_odd_lengths():
+    from leak_detection.model import _pool_pairs
+
+    torch.manual_seed(0)
+    for length in (32, 16, 7):
+        h = torch.randint(-3, 3, (64, 8, length)).float()  # small integers: many tied pairs
+        grad = torch.randn(64, 8, length // 2)
+        ours = h.clone().requires_grad_()
+        theirs = h.clone().requires_grad_()
+        out_ours = _pool_pairs(ours, training=True)
+        out_theirs = torch.nn.functional.max_pool1d(theirs, 2)
+        assert torch.equal(out_ours, out_theirs)
+        out_ours.backward(grad)
+        out_theirs.backward(grad)
+        assert torch.equal(ours.grad, theirs.grad)  # a tie sends the gradient to the first of the pair
+
+
+def test_repeat_and_dropout_in_one_pass_equals_repeat_then_dropout():
+    from leak_detection.model import _RepeatRowsDropout
+
+    x = torch.randn(128, 16, 8, 1)
+    grad = torch.randn(128, 16 * 8 * 2)
+    ours = x.clone().requires_grad_()
+    reference = x.clone().requires_grad_()
+    torch.manual_seed(3)
+    out_ours = _RepeatRowsDropout.apply(ours, 2, 0.25)
+    torch.manual_seed(3)
+    out_reference = dropout(reference.repeat_interleave(2, dim=-2).flatten(1), 0.25, training=True)
+    assert torch.equal(out_ours, out_reference)  # the same mask, the same numbers
+    out_ours.backward(grad)
+    out_reference.backward(grad)
+    torch.testing.assert_close(ours.grad, reference.grad)

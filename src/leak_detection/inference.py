@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from leak_detection.cpu_allocator import keep_freed_memory
 from leak_detection.scoring import segment_leak_probability
 
 # On a CPU the model runs on slices of at most this many segments. At 8192 segments each
@@ -54,6 +55,7 @@ def predict_segments(
     device = torch.device(device)
     if device.type == "cpu":
         batch_size = min(batch_size, CPU_MODEL_SLICE)
+        keep_freed_memory()
     was_training = model.training
     model.eval()
     class_probs, leak_probs = [], []

@@ -32,6 +32,64 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * mask
 
 
+class _PairMax(torch.autograd.Function):
+    """``max_pool1d(h, 2)`` over the last dimension, for training.
+
+    With gradients on, ``max_pool1d`` runs as a 2-D pool that records an int64 index
+    per output: 16 % of a CPU training step. A pair's larger element needs only one
+    boolean, and its backward is two selects. Ties and an odd last element are handled
+    as ``max_pool1d`` does them (the first of a tied pair wins; the last is dropped).
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        length = h.shape[-1]
+        first, second = h[..., 0 : length - 1 : 2], h[..., 1:length:2]
+        ctx.save_for_backward(second > first)
+        ctx.length = length
+        return torch.maximum(first, second)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (take_second,) = ctx.saved_tensors
+        shape = (*grad.shape[:-1], ctx.length)
+        # Every element is written below except an odd last one, which max_pool1d ignores.
+        grad_in = grad.new_zeros(shape) if ctx.length % 2 else grad.new_empty(shape)
+        to_second = torch.mul(grad, take_second, out=grad_in[..., 1 : ctx.length : 2])
+        torch.sub(grad, to_second, out=grad_in[..., 0 : ctx.length - 1 : 2])
+        return grad_in
+
+
+class _RepeatRowsDropout(torch.autograd.Function):
+    """``dropout(x.repeat_interleave(repeat, dim=-2).flatten(1))`` in one pass.
+
+    Each repeated row needs its own mask, but the repeated copy itself need not exist:
+    broadcasting the rows against a ``[..., rows, repeat]`` mask writes the masked,
+    repeated features at once, and the backward sums the masked gradient back over
+    the repeats. The mask is drawn as ``dropout`` draws it, over the same flattened
+    positions, so the numbers are those of repeating and then calling ``dropout``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, repeat: int, p: float) -> torch.Tensor:
+        batch, channels, rows = x.shape[:3]
+        keep = torch.empty((batch, channels, rows, repeat), dtype=x.dtype, device=x.device).uniform_() >= p
+        ctx.save_for_backward(keep)
+        ctx.scale = 1.0 / (1.0 - p)
+        return torch.mul(x.reshape(batch, channels, rows, 1) * ctx.scale, keep).flatten(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        grad_x = (grad.view(keep.shape) * keep).sum(-1, keepdim=True).mul_(ctx.scale)
+        return grad_x, None, None
+
+
+def _pool_pairs(h: torch.Tensor, training: bool) -> torch.Tensor:
+    # Inference keeps max_pool1d: without gradients it records no indices, and it exports to ONNX.
+    return _PairMax.apply(h) if training else F.max_pool1d(h, 2)
+
+
 class LeakCNNMulti(nn.Module):
     """``[B, 1, n_mels, n_frames]`` log-mel input to ``(logits, aux_logit_or_None)``.
 
@@ -83,8 +141,8 @@ class LeakCNNMulti(nn.Module):
         # third of the work and on faster kernels.
         h = x.squeeze(-1)
         h = F.relu(F.conv1d(h, self.conv1.weight[..., 1], self.conv1.bias, padding=1))
-        h = F.max_pool1d(F.relu(F.conv1d(h, self.conv2.weight[..., 1], self.conv2.bias, padding=1)), 2)
-        h = F.max_pool1d(F.relu(F.conv1d(h, self.conv3.weight[..., 1], self.conv3.bias, padding=1)), 2)
+        h = _pool_pairs(F.relu(F.conv1d(h, self.conv2.weight[..., 1], self.conv2.bias, padding=1)), self.training)
+        h = _pool_pairs(F.relu(F.conv1d(h, self.conv3.weight[..., 1], self.conv3.bias, padding=1)), self.training)
         return h.unsqueeze(-1)
 
     def _hidden_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,8 +157,7 @@ class LeakCNNMulti(nn.Module):
         if cols == 1 and POOLED_ROWS % rows == 0:
             # With dropout active every repeated row needs its own mask: repeat the rows
             # (what the adaptive pooling computes here) without the pooling's cost.
-            x = x.repeat_interleave(POOLED_ROWS // rows, dim=-2)
-            return self.fc(self._dropout(x.flatten(1)))
+            return self.fc(_RepeatRowsDropout.apply(x, POOLED_ROWS // rows, self.dropout.p))
         return self.fc(self._dropout(self.adaptive_pool(x).flatten(1)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from leak_detection.checkpoints import CheckpointFolder
+from leak_detection.cpu_allocator import keep_freed_memory
 from leak_detection.inference import autocast_context, predict_segments
 from leak_detection.params_config import ParamsConfig
 from leak_detection.scoring import long_segment_scores, sweep_thresholds
@@ -205,6 +206,8 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
 ) -> FitResult:
     device = resolve_device(config.device)
     amp_dtype = resolve_amp(config.amp, device)
+    if device.type == "cpu":
+        keep_freed_memory()
     model.to(device)
     loss_fn.to(device)
     channels_last = config.channels_last and device.type == "cuda"
