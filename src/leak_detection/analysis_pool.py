@@ -87,7 +87,7 @@ def analyse_files(
             initargs=(recordings, config),
         )
         try:
-            chunk = max(1, len(file_ids) // (n_workers * 8))
+            chunk = max(1, len(file_ids) // (n_workers * 32))
             results = pool.map(_analyse_in_worker, file_ids, chunksize=chunk)
             yield from tqdm(results, total=len(file_ids), desc=f"{desc} ({n_workers} processes)", unit="file")
         finally:

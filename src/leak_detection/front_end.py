@@ -20,6 +20,7 @@ import torch
 from scipy.signal import firwin, get_window, resample_poly
 
 from leak_detection.params_config import ParamsConfig
+from leak_detection.polyphase import PolyphaseResampler
 
 LONG_SEGMENT_CHUNK = 8192
 """Long segments computed per step, so that an hour-long recording stays in bounded memory."""
@@ -134,8 +135,14 @@ def _anti_aliasing_filter(up: int, down: int) -> np.ndarray:
     return firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
 
 
+@lru_cache(maxsize=16)
+def _polyphase(up: int, down: int) -> PolyphaseResampler:
+    return PolyphaseResampler(up, down, _anti_aliasing_filter(up, down))
+
+
 class StreamResampler:
-    """``resample_poly`` of a long signal fed in blocks, equal to resampling it whole.
+    """``resample_poly`` of a long signal fed in blocks, equal to resampling it whole
+    (to float32 rounding: the polyphase product runs in float32, see ``polyphase``).
 
     Each chunk is resampled with enough input on both sides for the anti-aliasing
     filter to see what it would see in the whole signal (zeros beyond the ends, as
@@ -147,7 +154,7 @@ class StreamResampler:
         g = math.gcd(int(orig_rate), int(target_rate))
         self.up, self.down = target_rate // g, orig_rate // g
         half_len = 10 * max(self.up, self.down)  # resample_poly's own filter length
-        self.filter = _anti_aliasing_filter(self.up, self.down)
+        self.kernel = _polyphase(self.up, self.down)  # resample_poly with its own filter, vectorised
         context = -(-half_len // self.up) + 1
         self.pad = -(-context // self.down) * self.down
         self.step = max(self.down, chunk // self.down * self.down)
@@ -160,7 +167,7 @@ class StreamResampler:
     def _emit(self, start: int, stop: int) -> np.ndarray:
         a = start - self.pad - self.buffer_start
         b = stop + self.pad - self.buffer_start
-        y = resample_poly(self.buffer[a:b], self.up, self.down, window=self.filter)
+        y = self.kernel(self.buffer[a:b])
         first = self.pad * self.up // self.down
         out = y[first : first + (stop - start) * self.up // self.down].astype(np.float32)
         keep_from = stop - self.pad - self.buffer_start
