@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from bench.extraction import project_extraction
@@ -35,76 +34,22 @@ from bench.stores import synthetic_store, train_and_validation
 from bench.train_child import FirstBatches
 from leak_detection.demo_recordings import generate_demo_recordings
 from leak_detection.labels import leak_output_idx
-from leak_detection.model import POOLED_ROWS, LeakCNNMulti
+from leak_detection.model import LeakCNNMulti
 from leak_detection.onnx_export import INPUT_NAME, export_onnx, onnx_session
 from leak_detection.trainer import LeakLoss, TrainerConfig, fit
 
 TOP = 15
 
 
-# --- alternatives to the project's fast path (same numbers, other kernels) ------------------
+# --- the plain layers, for comparison ---------------------------------------------------------
 
 
-class RepeatRows(LeakCNNMulti):
-    """In training, the 8 -> 16 row adaptive average pool becomes ``repeat_interleave``.
+class SpecLayers(LeakCNNMulti):
+    """The model as SPEC writes it (3x3 ``Conv2d``, ``MaxPool2d``, adaptive pooling, dropout):
+    the same parameters and numbers as the project's fast path, on the plain kernels."""
 
-    Each of the 16 pooled rows averages exactly one of the 8 input rows, so the two
-    are equal; the pooling kernel and its backward are slow for what is a copy.
-    """
-
-    def _hidden_input(self, x: torch.Tensor) -> torch.Tensor:
-        rows, cols = x.shape[-2:]
-        if self.training and cols == 1 and POOLED_ROWS % rows == 0:
-            return self.fc(self.dropout(x.repeat_interleave(POOLED_ROWS // rows, dim=-2).flatten(1)))
-        return super()._hidden_input(x)
-
-
-def pair_max(h: torch.Tensor) -> torch.Tensor:
-    """``max_pool1d(h, 2)`` for an even length, as one elementwise maximum."""
-    return torch.maximum(h[..., 0::2], h[..., 1::2])
-
-
-class RepeatRowsPairMax(RepeatRows):
-    """``RepeatRows``, and the two max-pools as ``pair_max``."""
-
-    def _single_frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.squeeze(-1)
-        h = F.relu(F.conv1d(h, self.conv1.weight[..., 1], self.conv1.bias, padding=1))
-        h = pair_max(F.relu(F.conv1d(h, self.conv2.weight[..., 1], self.conv2.bias, padding=1)))
-        h = pair_max(F.relu(F.conv1d(h, self.conv3.weight[..., 1], self.conv3.bias, padding=1)))
-        return h.unsqueeze(-1)
-
-
-class UniformMaskDropout(torch.nn.Module):
-    """Dropout whose mask is ``uniform_() >= p``: the same distribution as ``F.dropout``
-    (another random stream), without ``bernoulli_``, which is slow on CPU."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = torch.empty_like(x).uniform_() >= self.p
-        return x * (keep * (1.0 / (1.0 - self.p)))
-
-
-class AllThree(RepeatRowsPairMax):
-    """``RepeatRowsPairMax`` with ``UniformMaskDropout``."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.dropout = UniformMaskDropout(self.dropout.p)
-
-
-def check_alternatives_exact() -> str:
-    x = torch.randn(64, 128, 8, 1)
-    pooled = torch.nn.AdaptiveAvgPool2d((POOLED_ROWS, 1))(x)
-    h = torch.randn(64, 64, 32)
-    same_pool = torch.equal(pooled, x.repeat_interleave(2, dim=-2))
-    same_max = torch.equal(F.max_pool1d(h, 2), pair_max(h))
-    return f"repeat_interleave == adaptive pool: {same_pool}; pair_max == max_pool1d: {same_max}"
+    def forward(self, x: torch.Tensor):
+        return self.forward_reference(x)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -135,11 +80,10 @@ def profile_training(batches: int = 40, rounds: int = 3) -> str:
         lines = [
             f"torch.profiler, fit on 20 batches of 1024 (validation included), top {TOP} by self CPU:",
             prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=TOP),
-            check_alternatives_exact(),
-            f"fit samples/s over {batches} batches; each alternative adds to the one above; "
+            f"fit samples/s over {batches} batches, the project's model against the plain SPEC layers; "
             f"{rounds} interleaved rounds (load {load_average()}):",
         ]
-        variants = (LeakCNNMulti, RepeatRows, RepeatRowsPairMax, AllThree)
+        variants = (LeakCNNMulti, SpecLayers)
         rates = {v.__name__: [] for v in variants}
         for round_ in range(rounds):
             for model_class in variants:
@@ -214,16 +158,6 @@ def profile_inference(n_segments: int = 8 * 8192) -> str:
 
 
 @contextlib.contextmanager
-def torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
 def busy_neighbour(active: bool):
     """Another process spinning on one core while the block runs, as on a shared machine."""
     if not active:
@@ -245,24 +179,27 @@ def profile_extraction(n_recordings: int = 120) -> str:
         audio_s = float(manifest["duration_s"].sum())
         profiler = cProfile.Profile()
         profiler.enable()
-        project_extraction(recordings, Path(tmp) / "profiled.h5")
+        project_extraction(recordings, Path(tmp) / "profiled.h5", workers=1)
         profiler.disable()
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(TOP)
         lines = [
-            f"cProfile, project extraction of {n_recordings} demo recordings ({audio_s:.0f} s of audio), "
+            f"cProfile, project extraction of {n_recordings} demo recordings ({audio_s:.0f} s of audio) in one "
+            "process (workers 1), "
             f"top {TOP} by own time:",
             _trim_pstats(text.getvalue()),
-            "x real time by torch intra-op threads, with and without a process spinning on one core:",
+            "x real time by worker processes (extraction.workers), with and without a process spinning on one core:",
         ]
         for busy in (False, True):
             for round_ in range(2):
-                for threads in (torch.get_num_threads(), 1):
-                    with busy_neighbour(busy), torch_threads(threads):
-                        _, seconds = project_extraction(recordings, Path(tmp) / f"t{threads}-{busy}-{round_}.h5")
+                for workers in ("auto", 1):
+                    with busy_neighbour(busy):
+                        _, seconds = project_extraction(
+                            recordings, Path(tmp) / f"w{workers}-{busy}-{round_}.h5", workers=workers
+                        )
                     neighbour = "one core busy" if busy else "no spinner"
                     lines.append(
-                        f"  {neighbour:13s} {threads} thread(s): {audio_s / seconds:7,.0f}x  (load {load_average()})"
+                        f"  {neighbour:13s} workers {workers!s:4s}: {audio_s / seconds:7,.0f}x  (load {load_average()})"
                     )
     return "\n".join(lines)
 

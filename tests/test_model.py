@@ -80,7 +80,8 @@ def test_dropout_mask_has_the_distribution_of_nn_dropout():
         for out in (ours, theirs):
             assert abs(float((out == 0).float().mean()) - p) < tolerance
             kept = out != 0
-            torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+            # p is rounded to a multiple of 2**-16 for the mask (keep_mask), and the scale with it.
+            torch.testing.assert_close(out[kept], x[kept] / (1 - p), rtol=1e-5, atol=0)
     assert dropout(x, 0.25, training=False) is x
     assert dropout(x, 0.0, training=True) is x
 
