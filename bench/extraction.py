@@ -35,12 +35,17 @@ without either being wrong. The unrestricted largest difference is reported too.
 PARITY_RANGE_DB = 80.0
 
 
-def project_extraction(recordings_dir: Path, store_path: Path) -> tuple[MelFeatureStore, float]:
-    """The feature_extraction nodes as ``kedro run`` chains them; returns the store and wall seconds."""
+def project_extraction(
+    recordings_dir: Path, store_path: Path, workers: int | str = "auto"
+) -> tuple[MelFeatureStore, float]:
+    """The feature_extraction nodes as ``kedro run`` chains them (``extraction.workers`` as
+    shipped: ``auto``); returns the store and wall seconds."""
     started = time.perf_counter()
     recordings = RecordingsDataset(path=recordings_dir).load()
     labelled = label_recordings(recordings, {})
-    store, rejected = extract_features(recordings, labelled, FrontEndConfig().to_dict(), {"strict": False})
+    store, rejected = extract_features(
+        recordings, labelled, FrontEndConfig().to_dict(), {"strict": False, "workers": workers}
+    )
     MelFeatureStoreDataset(filepath=store_path, save_args={"dtype": "float32"}).save(store)
     elapsed = time.perf_counter() - started
     if len(rejected):
