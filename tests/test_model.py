@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from leak_detection.model import LeakCNNMulti, dropout, param_count, state_dict_sha256
@@ -86,17 +87,17 @@ def test_dropout_mask_has_the_distribution_of_nn_dropout():
     assert dropout(x, 0.0, training=True) is x
 
 
-def test_training_pool_matches_max_pool1d_with_ties_and_odd_lengths():
-    from leak_detection.model import _pool_pairs
+def test_training_relu_pool_matches_max_pool1d_of_relu_with_ties_zeros_and_odd_lengths():
+    from leak_detection.model import _relu_pool_pairs
 
     torch.manual_seed(0)
     for length in (32, 16, 7):
-        h = torch.randint(-3, 3, (64, 8, length)).float()  # small integers: many tied pairs
+        h = torch.randint(-3, 3, (64, 8, length)).float()  # small integers: many ties, zeros and negatives
         grad = torch.randn(64, 8, length // 2)
         ours = h.clone().requires_grad_()
         theirs = h.clone().requires_grad_()
-        out_ours = _pool_pairs(ours, training=True)
-        out_theirs = torch.nn.functional.max_pool1d(theirs, 2)
+        out_ours = _relu_pool_pairs(ours, training=True)
+        out_theirs = torch.nn.functional.max_pool1d(torch.relu(theirs), 2)
         assert torch.equal(out_ours, out_theirs)
         out_ours.backward(grad)
         out_theirs.backward(grad)
@@ -118,3 +119,20 @@ def test_repeat_and_dropout_in_one_pass_equals_repeat_then_dropout():
     out_ours.backward(grad)
     out_reference.backward(grad)
     torch.testing.assert_close(ours.grad, reference.grad)
+
+
+@pytest.mark.parametrize("n_mels", [16, 64])
+def test_fast_training_path_matches_the_spec_layers_at_other_mel_counts(n_mels):
+    # 16 mels pool to 4 rows (each repeated 4 times before fc), 64 mels to 16 rows (no repeat).
+    torch.manual_seed(0)
+    model = LeakCNNMulti(n_classes=2, n_mels=n_mels).train()
+    x = torch.randn(32, 1, n_mels, 1)
+    grads = []
+    for forward in (model.forward, model.forward_reference):
+        model.zero_grad()
+        torch.manual_seed(1)
+        logits, _ = forward(x)
+        logits.square().mean().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for g_fast, g_ref in zip(*grads, strict=True):
+        torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)

@@ -45,30 +45,34 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * scale * keep
 
 
-class _PairMax(torch.autograd.Function):
-    """``max_pool1d(h, 2)`` over the last dimension, for training.
+class _ReluPairMax(torch.autograd.Function):
+    """``max_pool1d(relu(h), 2)`` over the last dimension, for training.
 
     With gradients on, ``max_pool1d`` runs as a 2-D pool that records an int64 index
-    per output: 16 % of a CPU training step. A pair's larger element needs only one
-    boolean, and its backward is two selects. Ties and an odd last element are handled
-    as ``max_pool1d`` does them (the first of a tied pair wins; the last is dropped).
+    per output (16 % of a CPU training step), and ReLU reads and writes the full-size
+    activation twice more. ReLU commutes with a max, so it runs on the pooled half,
+    and the backward needs one boolean per pair plus the pooled output's sign. Ties,
+    zeros and an odd last element get the gradients ``max_pool1d(relu(h))`` gives them
+    (the first of a tied pair wins; nothing flows through a zero; the last is dropped).
     """
 
     @staticmethod
     def forward(ctx, h: torch.Tensor) -> torch.Tensor:
         length = h.shape[-1]
         first, second = h[..., 0 : length - 1 : 2], h[..., 1:length:2]
-        ctx.save_for_backward(second > first)
+        out = torch.maximum(first, second).clamp_min_(0)
+        ctx.save_for_backward(second > first, out)
         ctx.length = length
-        return torch.maximum(first, second)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (take_second,) = ctx.saved_tensors
+        take_second, out = ctx.saved_tensors
+        grad = grad * (out > 0).to(grad.dtype)
         shape = (*grad.shape[:-1], ctx.length)
         # Every element is written below except an odd last one, which max_pool1d ignores.
         grad_in = grad.new_zeros(shape) if ctx.length % 2 else grad.new_empty(shape)
-        to_second = torch.mul(grad, take_second, out=grad_in[..., 1 : ctx.length : 2])
+        to_second = torch.mul(grad, take_second.to(grad.dtype), out=grad_in[..., 1 : ctx.length : 2])
         torch.sub(grad, to_second, out=grad_in[..., 0 : ctx.length - 1 : 2])
         return grad_in
 
@@ -76,30 +80,39 @@ class _PairMax(torch.autograd.Function):
 class _RepeatRowsDropout(torch.autograd.Function):
     """``dropout(x.repeat_interleave(repeat, dim=-2).flatten(1))`` in one pass.
 
-    Each repeated row needs its own mask, but the repeated copy itself need not exist:
-    broadcasting the rows against a ``[..., rows, repeat]`` mask writes the masked,
-    repeated features at once, and the backward sums the masked gradient back over
-    the repeats. The mask is drawn as ``dropout`` draws it, over the same flattened
-    positions, so the numbers are those of repeating and then calling ``dropout``.
+    Each repeated row needs its own mask, so the repeat is real, but neither autograd's
+    repeat nor a bool mask is: the masked gradient is summed back over the repeats
+    with strided adds (a ``sum`` over an innermost dimension of 2 took 15x longer). The
+    mask is drawn as ``dropout`` draws it, over the same flattened positions, so the
+    numbers are those of repeating and then calling ``dropout``.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, repeat: int, p: float) -> torch.Tensor:
         batch, channels, rows = x.shape[:3]
-        keep, ctx.scale = keep_mask((batch, channels, rows, repeat), p, x.device)
-        ctx.save_for_backward(keep)
-        return torch.mul(x.reshape(batch, channels, rows, 1) * ctx.scale, keep).flatten(1)
+        keep, scale = keep_mask((batch, channels * rows * repeat), p, x.device)
+        # Every operand is flat and float: CPU kernels that mix a bool operand or
+        # broadcast over an innermost dimension of 2 ran 3-10x slower on these tensors.
+        mask = keep.to(x.dtype)
+        ctx.save_for_backward(mask)
+        ctx.scale, ctx.repeat, ctx.x_shape = scale, repeat, x.shape
+        repeated = x.reshape(batch, channels * rows, 1).repeat_interleave(repeat, dim=-1).view(batch, -1)
+        return repeated.mul_(scale).mul_(mask)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (keep,) = ctx.saved_tensors
-        grad_x = (grad.view(keep.shape) * keep).sum(-1, keepdim=True).mul_(ctx.scale)
-        return grad_x, None, None
+        (mask,) = ctx.saved_tensors
+        masked = (grad * mask).view(grad.shape[0], -1, ctx.repeat)
+        grad_x = masked[..., 0].clone() if ctx.repeat == 1 else masked[..., 0] + masked[..., 1]
+        for k in range(2, ctx.repeat):
+            grad_x += masked[..., k]
+        return grad_x.mul_(ctx.scale).view(ctx.x_shape), None, None
 
 
-def _pool_pairs(h: torch.Tensor, training: bool) -> torch.Tensor:
-    # Inference keeps max_pool1d: without gradients it records no indices, and it exports to ONNX.
-    return _PairMax.apply(h) if training else F.max_pool1d(h, 2)
+def _relu_pool_pairs(h: torch.Tensor, training: bool) -> torch.Tensor:
+    # Inference keeps the plain layers: without gradients max_pool1d records no indices,
+    # and they export to ONNX.
+    return _ReluPairMax.apply(h) if training else F.max_pool1d(F.relu(h), 2)
 
 
 class LeakCNNMulti(nn.Module):
@@ -153,8 +166,8 @@ class LeakCNNMulti(nn.Module):
         # third of the work and on faster kernels.
         h = x.squeeze(-1)
         h = F.relu(F.conv1d(h, self.conv1.weight[..., 1], self.conv1.bias, padding=1))
-        h = _pool_pairs(F.relu(F.conv1d(h, self.conv2.weight[..., 1], self.conv2.bias, padding=1)), self.training)
-        h = _pool_pairs(F.relu(F.conv1d(h, self.conv3.weight[..., 1], self.conv3.bias, padding=1)), self.training)
+        h = _relu_pool_pairs(F.conv1d(h, self.conv2.weight[..., 1], self.conv2.bias, padding=1), self.training)
+        h = _relu_pool_pairs(F.conv1d(h, self.conv3.weight[..., 1], self.conv3.bias, padding=1), self.training)
         return h.unsqueeze(-1)
 
     def _hidden_input(self, x: torch.Tensor) -> torch.Tensor:
