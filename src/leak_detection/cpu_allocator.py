@@ -2,7 +2,7 @@
 
 glibc serves each multi-megabyte activation of a training step with a fresh ``mmap``
 and returns it with ``munmap`` when freed, so every step faults in the same pages
-again: about 8,000 page faults per batch of 1024, 10-15 % of a CPU training step in
+again: 5,000-10,000 page faults per batch of 1024, 10-15 % of a CPU training step in
 the kernel (``bench/README.md``). Raising glibc's mmap and trim thresholds lets the
 heap keep and reuse that memory, which is what tcmalloc or jemalloc would do; the
 process's peak memory is unchanged, it is only not returned between steps.

@@ -169,7 +169,7 @@ class StreamResampler:
         b = stop + self.pad - self.buffer_start
         y = self.kernel(self.buffer[a:b])
         first = self.pad * self.up // self.down
-        out = y[first : first + (stop - start) * self.up // self.down].astype(np.float32)
+        out = y[first : first + (stop - start) * self.up // self.down]
         keep_from = stop - self.pad - self.buffer_start
         self.buffer = self.buffer[keep_from:]
         self.buffer_start += keep_from

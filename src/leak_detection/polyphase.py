@@ -1,16 +1,16 @@
-"""``scipy.signal.resample_poly`` with a given filter, as one strided convolution.
+"""``scipy.signal.resample_poly`` with a given filter, as one matrix product.
 
 Resampling was a third of feature extraction: scipy's ``upfirdn`` is a scalar loop
-(about 1.6 G multiply-adds per second here). Output sample ``q * up + r`` is an
-FIR of the input around ``q * down``, with one of ``up`` polyphase sub-filters, so
-all ``up`` phases are the ``up`` columns of one matrix product of the input's
-windows (starting every ``down`` samples) with the sub-filters: vectorised, and
-several times faster. The sub-filters are padded to
-a common window of ``down + taps_per_phase`` samples, so the work grows by about
-``up * down / filter_length``; where that waste would exceed ``MAX_WASTE`` (rates
-such as 44.1 kHz -> 4096 Hz, up 1024 and down 11025), or where there are too few
-phases for a matrix product (integer decimation), scipy is the faster choice.
-Measured single-threaded on 10 s of noise: 16 kHz 3.6x, 8 kHz 1.7x, 48 kHz 4.2x.
+(about 1.6 G multiply-adds per second here). Output sample ``q * up + r`` is an FIR
+of the input around ``q * down`` with one of ``up`` polyphase sub-filters, so all
+``up`` phases are the ``up`` columns of one product of the input's windows (one
+starting every ``down`` samples) with the sub-filters: vectorised, and several times
+faster. The sub-filters are padded to a common window of ``down + taps_per_phase``
+samples, so the work grows by about ``up * down / filter_length``; where that waste
+would exceed ``MAX_WASTE`` (rates such as 44.1 kHz -> 4096 Hz, up 1024 and down
+11025), or where there are too few phases for a matrix product (integer
+decimation), scipy's loop is the faster choice and is used. Measured
+single-threaded on 10 s of noise: 16 kHz 3.6x, 8 kHz 1.7x, 48 kHz 4.2x.
 
 The arithmetic is float32 (resample_poly's is float64 for float64 input): outputs
 agree to about 1e-6 of the signal's scale, far below what a log-mel feature resolves.
@@ -36,22 +36,21 @@ class PolyphaseResampler:
         half_len = (self.window.size - 1) // 2
         # resample_poly's own framing of the filter (scipy.signal.resample_poly).
         pre_pad = self.down - half_len % self.down
-        self.pre_remove = (half_len + pre_pad) // self.down
+        pre_remove = (half_len + pre_pad) // self.down
         taps = np.concatenate([np.zeros(pre_pad), self.window * self.up])
         phase_taps = -(-taps.size // self.up)
         taps = np.concatenate([taps, np.zeros(phase_taps * self.up - taps.size)])
         # Output r of each group of `up` reads the input at q * down + offsets[r] - i
         # with sub-filter phases[r]: taps[phases[r] + up * i], i = 0 .. phase_taps - 1.
-        starts = (np.arange(self.up) + self.pre_remove) * self.down
+        starts = (np.arange(self.up) + pre_remove) * self.down
         phases, offsets = starts % self.up, starts // self.up
         self.left = phase_taps - 1 - int(offsets.min())
         width = int(offsets.max() - offsets.min()) + phase_taps
-        kernels = np.zeros((self.up, 1, width), dtype=np.float32)
+        kernels = np.zeros((width, self.up), dtype=np.float32)
         for r in range(self.up):
-            sub_filter = taps[phases[r] :: self.up][:phase_taps]
             last = int(offsets[r]) + self.left  # where tap i = 0 lands in the window
-            kernels[r, 0, last - phase_taps + 1 : last + 1] = sub_filter[::-1]
-        self.kernels = torch.from_numpy(kernels[:, 0, :].T.copy())  # [width, up]
+            kernels[last - phase_taps + 1 : last + 1, r] = taps[phases[r] :: self.up][:phase_taps][::-1]
+        self.kernels = torch.from_numpy(kernels)
         self.waste = self.up * width / taps.size
         self.use_matmul = self.up >= MIN_PHASES and self.waste <= MAX_WASTE
 
