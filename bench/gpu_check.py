@@ -29,12 +29,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.stores import train_and_validation  # noqa: E402
 from leak_detection.feature_store import MelFeatureStore  # noqa: E402
 from leak_detection.front_end import FrontEndConfig  # noqa: E402
 from leak_detection.inference import predict_segments  # noqa: E402
 from leak_detection.labels import CLASS_NAMES, LEAK, leak_output_idx  # noqa: E402
 from leak_detection.model import LeakCNNMulti  # noqa: E402
-from leak_detection.segment_batches import SegmentSource  # noqa: E402
 from leak_detection.trainer import LeakLoss, TrainerConfig, fit  # noqa: E402
 
 # Largest acceptable max |difference| of logits against fp32 eager (logits are O(1-10)).
@@ -69,22 +69,6 @@ def separable_store(n_files: int, long_per_file: int, seed: int) -> MelFeatureSt
         feature_config=config.to_dict(),
         source_fingerprint=f"gpu-check-{seed}-{n_files}x{long_per_file}",
     )
-
-
-def split_sources(store: MelFeatureStore, validation_files: int) -> tuple[SegmentSource, SegmentSource]:
-    files = np.arange(store.n_files)
-    is_leak = np.array([store.label_names[k] == LEAK for k in store.labels])
-
-    def source(chosen: np.ndarray) -> SegmentSource:
-        return SegmentSource(
-            store=store,
-            file_indices=chosen,
-            file_targets=is_leak[chosen].astype(np.int64),
-            file_is_leak=is_leak[chosen],
-            memory_budget_bytes=8 * 2**30,
-        )
-
-    return source(files[:-validation_files]), source(files[-validation_files:])
 
 
 def parity(device: torch.device, n: int) -> dict:
@@ -133,9 +117,7 @@ def training_gradients_match(device: torch.device) -> dict:
     return {"max_relative_grad_diff": diff, "tolerance": 1e-4, "ok": diff <= 1e-4}
 
 
-def timed_fit(
-    variant: dict, train: SegmentSource, validation: SegmentSource, device: torch.device, epochs: int, batch: int
-) -> dict:
+def timed_fit(variant: dict, train, validation, device: torch.device, epochs: int, batch: int) -> dict:
     torch.manual_seed(0)
     model = LeakCNNMulti(n_classes=2)
     with tempfile.TemporaryDirectory() as checkpoints:
@@ -199,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             "bf16": peak_matmul_tflops(device, torch.bfloat16),
         }
     store = separable_store(n_files, long_per_file, seed=0)
-    train, validation = split_sources(store, validation_files=max(4, n_files // 10))
+    train, validation = train_and_validation(store, max(4, n_files // 10), memory_budget_bytes=8 * 2**30)
     report["train_short_segments"] = train.n_samples
     variants = FIT_VARIANTS if device.type == "cuda" else {"fp32": FIT_VARIANTS["fp32"]}
     batches = (1024,) if args.quick else (1024, 8192)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from leak_detection.datasets import MelFeatureStoreDataset
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import CLASS_NAMES, LEAK
@@ -76,6 +75,8 @@ def synthetic_store(n_files: int, long_per_file: int, seed: int) -> MelFeatureSt
 
 def write_synthetic_store(path: Path, n_files: int, long_per_file: int, seed: int) -> dict:
     """Write ``synthetic_store(...)`` with the project's dataset class; say what was written."""
+    from leak_detection.datasets import MelFeatureStoreDataset  # kedro: not needed by gpu_check
+
     store = synthetic_store(n_files, long_per_file, seed)
     started = time.perf_counter()
     MelFeatureStoreDataset(filepath=path, save_args=SAVE_ARGS).save(store)
@@ -90,6 +91,8 @@ def write_synthetic_store(path: Path, n_files: int, long_per_file: int, seed: in
 
 
 def load_store(path: Path) -> MelFeatureStore:
+    from leak_detection.datasets import MelFeatureStoreDataset
+
     return MelFeatureStoreDataset(filepath=path, load_args=LOAD_ARGS).load()
 
 

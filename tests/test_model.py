@@ -22,6 +22,20 @@ def test_shapes_and_real_parameter_count_of_both_modes():
     assert param_count(multi) == spec_param_count(5, aux=True) == 618_758
 
 
+def assert_fast_path_gradients_match_the_spec_layers(model, x):
+    """Under the same seed (so the same dropout masks), both paths give the same gradients."""
+    grads = []
+    for forward in (model.forward, model.forward_reference):
+        model.zero_grad()
+        torch.manual_seed(1)
+        logits, aux = forward(x)
+        loss = logits.square().mean() + (aux.square().mean() if aux is not None else 0.0)
+        loss.backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for g_fast, g_ref in zip(*grads, strict=True):
+        torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)
+
+
 def test_fast_path_computes_the_spec_layers():
     torch.manual_seed(0)
     model = LeakCNNMulti(n_classes=5)
@@ -33,16 +47,7 @@ def test_fast_path_computes_the_spec_layers():
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast_aux, ref_aux, atol=1e-5, rtol=1e-5)
     # In training mode, same dropout masks give the same loss and the same gradients.
-    model.train()
-    grads = []
-    for forward in (model.forward, model.forward_reference):
-        model.zero_grad()
-        torch.manual_seed(1)
-        logits, aux = forward(x)
-        (logits.square().mean() + aux.square().mean()).backward()
-        grads.append([p.grad.clone() for p in model.parameters()])
-    for g_fast, g_ref in zip(*grads, strict=True):
-        torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)
+    assert_fast_path_gradients_match_the_spec_layers(model.train(), x)
 
 
 def test_reference_readme_usage_works_on_a_saved_model(tmp_path):
@@ -126,13 +131,4 @@ def test_fast_training_path_matches_the_spec_layers_at_other_mel_counts(n_mels):
     # 16 mels pool to 4 rows (each repeated 4 times before fc), 64 mels to 16 rows (no repeat).
     torch.manual_seed(0)
     model = LeakCNNMulti(n_classes=2, n_mels=n_mels).train()
-    x = torch.randn(32, 1, n_mels, 1)
-    grads = []
-    for forward in (model.forward, model.forward_reference):
-        model.zero_grad()
-        torch.manual_seed(1)
-        logits, _ = forward(x)
-        logits.square().mean().backward()
-        grads.append([p.grad.clone() for p in model.parameters()])
-    for g_fast, g_ref in zip(*grads, strict=True):
-        torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)
+    assert_fast_path_gradients_match_the_spec_layers(model, torch.randn(32, 1, n_mels, 1))
