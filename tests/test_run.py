@@ -89,14 +89,20 @@ def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_rec
         assert (reports / "training_history.csv").exists()
         metrics = json.loads((reports / "metrics.json" / version / "metrics.json").read_text())
         assert metrics["threshold"] == meta["threshold"]
-        assert {"f1", "precision", "recall", "specificity", "roc_auc", "segment_leak_f1"} <= set(metrics["test"])
+        assert metrics["model_version"] == version and metrics["evaluated_on"]["agrees"]
+        ranked = {"f1", "precision", "recall", "specificity", "roc_auc", "average_precision"}
+        assert ranked | {"long_segment_leak_f1"} <= set(metrics["test"]) and ranked <= set(metrics["test"]["intervals"])
         predictions = pd.read_csv(reports / "file_predictions.csv")
         assert set(predictions["split"]) == {"validation", "test"}
-        assert len(pd.read_csv(reports / "threshold_curve.csv")) == 17
+        for split in ("validation", "test"):
+            assert sorted(predictions.loc[predictions["split"] == split, "file_id"]) == meta["split_file_ids"][split]
+        assert ((predictions["decision"] == "LEAK") == (predictions["predicted_class"] == "LEAK")).all()
+        assert len(pd.read_csv(reports / "threshold_curve.csv")) == 17 * (1 if mode == "binary" else 2)
         assert {p.name for p in (reports / "plots").iterdir()} == {
             "confusion_matrix.png",
             "roc_pr_curves.png",
             "threshold_curve.png",
+            "learning_curves.png",
             "file_timelines.png",
         }
         assert version in versions(models / "model.onnx")
@@ -105,6 +111,8 @@ def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_rec
         assert json.loads((reports / "onnx_parity.json").read_text())["passed"] is True
     comparison = json.loads((project / "data/08_reporting/mode_comparison.json").read_text())
     assert set(comparison["modes"]) == {"binary", "multiclass"}
+    assert {comparison["modes"][m]["model_version"] for m in comparison["modes"]} == new_versions["binary"]
+    assert comparison["difference_binary_minus_multiclass"]["f1"]["interval"] is not None
     assert "| f1 |" in (project / "data/08_reporting/mode_comparison.md").read_text()
 
 

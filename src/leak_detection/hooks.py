@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import DatasetError
 
 from leak_detection.demo_recordings import demo_is_complete, generate_demo_recordings
 from leak_detection.parameters import validate_parameters
+from leak_detection.pipelines.mode_comparison.nodes import MODES, compare_modes, stale_report
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +80,45 @@ class ParameterCheckHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         validate_parameters(context.params)
+
+
+class ModeComparisonHook:
+    """Keep ``mode_comparison`` in step with the latest evaluation of both modes.
+
+    A run of one branch (``--namespaces binary``) re-evaluates one mode without the
+    comparison node; the report would then describe a model that is no longer the
+    latest. After such a run the comparison is made again from both modes' latest
+    metrics and predictions; when the other mode has none yet, the old report is kept
+    and marked stale.
+    """
+
+    def __init__(self) -> None:
+        self._saved: set[str] = set()
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._saved = set()
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        self._saved.add(dataset_name)
+
+    @hook_impl
+    def after_pipeline_run(self, catalog) -> None:
+        evaluated = [m for m in MODES if f"{m}.evaluation_metrics" in self._saved]
+        if not evaluated or "mode_comparison" in self._saved:
+            return
+        try:
+            inputs = [catalog.load(f"{m}.{name}") for name in ("evaluation_metrics", "file_predictions") for m in MODES]
+            comparison, report = compare_modes(*inputs, catalog.load("params:mode_comparison.bootstrap"))
+        except (DatasetError, ValueError) as exc:
+            reason = f"{', '.join(evaluated)} was re-evaluated alone and the comparison cannot be made again: {exc}"
+            logger.warning("mode_comparison is stale: %s", reason)
+            if catalog.exists("mode_comparison") and catalog.exists("mode_comparison_report"):
+                old = catalog.load("mode_comparison")
+                comparison, report = stale_report(old, catalog.load("mode_comparison_report"), reason)
+            else:
+                return
+        catalog.save("mode_comparison", comparison)
+        catalog.save("mode_comparison_report", report)
+        logger.info("mode_comparison updated after %s was re-evaluated", ", ".join(evaluated))

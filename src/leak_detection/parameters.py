@@ -13,8 +13,10 @@ from typing import Any
 
 from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES
+from leak_detection.model_split import ON_MISMATCH
 from leak_detection.splits import check_split_ratios
 from leak_detection.trainer import TrainerConfig
+from leak_detection.uncertainty import BootstrapSettings
 
 
 class ParameterError(ValueError):
@@ -54,11 +56,25 @@ def _boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 
 
+def _split_mismatch(value: Any) -> str | None:
+    return None if value in ON_MISMATCH else f"one of {list(ON_MISMATCH)}"
+
+
+def _bootstrap(value: Any) -> str | None:
+    try:
+        BootstrapSettings.from_params(value if isinstance(value, dict) else {"resamples": value})
+    except (TypeError, ValueError) as exc:
+        return f"a mapping of resamples (integer >= 1000), confidence in [0.5, 1) and seed >= 0 ({exc})"
+    return None
+
+
 BLOCK_RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "evaluation": {
         "batch_size": _int_at_least(1),
         "memory_budget_mb": _positive_number,
         "timeline_files_per_outcome": _int_at_least(1),
+        "on_split_mismatch": _split_mismatch,
+        "bootstrap": _bootstrap,
     },
     "deployment": {"parity_segments": _int_at_least(1), "parity_tolerance": _positive_number},
     "predict": {"batch_size": _int_at_least(1), "threshold": _optional_probability, "workers": _workers},
@@ -107,6 +123,8 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
         problems += _check_config("splits.ratios", lambda: check_split_ratios(splits.get("ratios") or {}))
         if (allowed := _int_at_least(0)(splits.get("seed"))) is not None:
             problems.append(f"splits.seed = {splits.get('seed')!r}: must be {allowed}")
+    if "mode_comparison" in params:
+        problems += _check_block("mode_comparison", params["mode_comparison"], {"bootstrap": _bootstrap})
     for mode in MODE_CLASS_NAMES:
         branch = params.get(mode)
         if branch is None:

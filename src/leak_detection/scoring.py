@@ -47,12 +47,30 @@ def _per_file_sum(values: np.ndarray, file_offsets: np.ndarray) -> np.ndarray:
     return totals[file_offsets[1:]] - totals[file_offsets[:-1]]
 
 
+def vote_score(long_scores: np.ndarray, file_offsets: np.ndarray) -> np.ndarray:
+    """Each file's ``ceil(n_long / 2)``-th largest long-segment score.
+
+    It is the highest threshold at which the vote still calls the file LEAK, so
+    ``vote_score >= t`` is exactly the vote at ``t``: ranked by it, a file's ROC and PR
+    curves pass through the operating point of every threshold. The share of long
+    segments over one threshold (what the first version ranked by) is 0 or 1 for a
+    file of one long segment, and its "AUC" collapses to (recall + specificity) / 2.
+    """
+    long_scores = np.asarray(long_scores, dtype=np.float64)
+    file_offsets = np.asarray(file_offsets, dtype=np.int64)
+    n_long = np.diff(file_offsets)
+    file_of_long = np.repeat(np.arange(n_long.size), n_long)
+    order = np.lexsort((-long_scores, file_of_long))
+    return long_scores[order][file_offsets[:-1] + (n_long + 1) // 2 - 1]
+
+
 @dataclass(frozen=True)
 class FileScores:
     """Per-file results of the vote at one threshold."""
 
     mean_leak_score: np.ndarray
     fraction_over_threshold: np.ndarray
+    vote_score: np.ndarray
     is_leak: np.ndarray
     threshold: float
 
@@ -73,6 +91,7 @@ def file_vote(long_scores: np.ndarray, file_offsets: np.ndarray, threshold: floa
     return FileScores(
         mean_leak_score=_per_file_sum(long_scores, file_offsets) / n_long,
         fraction_over_threshold=over / n_long,
+        vote_score=vote_score(long_scores, file_offsets),
         is_leak=over >= needed,
         threshold=float(threshold),
     )

@@ -1,8 +1,14 @@
 """Project settings; see https://docs.kedro.org/en/stable/configure/configuration_basics/."""
 
-from leak_detection.hooks import DemoRecordingsHook, FeatureStoreGuardHook, ModelVersionHook, ParameterCheckHook
+from leak_detection.hooks import (
+    DemoRecordingsHook,
+    FeatureStoreGuardHook,
+    ModeComparisonHook,
+    ModelVersionHook,
+    ParameterCheckHook,
+)
 
-HOOKS = (ParameterCheckHook(), DemoRecordingsHook(), FeatureStoreGuardHook(), ModelVersionHook())
+HOOKS = (ParameterCheckHook(), DemoRecordingsHook(), FeatureStoreGuardHook(), ModelVersionHook(), ModeComparisonHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

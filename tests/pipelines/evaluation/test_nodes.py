@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leak_detection.pipelines.evaluation.nodes import choose_threshold, evaluation_metrics, predict_files
+from leak_detection.pipelines.evaluation.nodes import choose_rule, evaluation_metrics, predict_files
 
 META = {
     "mode": "binary",
@@ -11,6 +11,9 @@ META = {
     "threshold": 0.6,
     "leak_output_idx": 1,
 }
+RULE = {"score": "leak_probability", "threshold": 0.6}
+EVALUATION = {"bootstrap": {"resamples": 1000, "confidence": 0.95, "seed": 1}}
+SPLIT_CHECK = {"agrees": True}
 
 
 def split_scores(file_scores, prefix):
@@ -50,10 +53,10 @@ def crafted():
 
 def test_the_threshold_comes_from_validation_even_when_test_would_prefer_another(crafted):
     scores, targets = crafted
-    curve, threshold = choose_threshold(scores, targets, META)
-    assert threshold == 0.6
+    curve, rule = choose_rule(scores, targets, META)
+    assert rule == RULE
     assert len(curve) == 17 and curve.loc[curve["f1"].idxmax(), "threshold"] == 0.6
-    predictions = predict_files(scores, targets, threshold, META)
+    predictions = predict_files(scores, targets, rule, META)
     test = predictions[predictions["split"] == "test"].set_index("file_id")
     # At 0.6, test leak t0 (0.35) is missed although 0.3 would have caught it.
     assert test["decision"].to_dict() == {"t0": "NOLEAK", "t1": "LEAK", "t2": "NOLEAK", "t3": "LEAK", "t4": "NOLEAK"}
@@ -63,8 +66,11 @@ def test_the_threshold_comes_from_validation_even_when_test_would_prefer_another
 
 def test_metrics_on_crafted_predictions_match_hand_computed_values(crafted):
     scores, targets = crafted
-    predictions = predict_files(scores, targets, 0.6, META)
-    metrics = evaluation_metrics(predictions, scores, 0.6, {**META, "state_dict_sha256": "x"})
+    predictions = predict_files(scores, targets, RULE, META)
+    metrics = evaluation_metrics(
+        predictions, scores, RULE, SPLIT_CHECK, {**META, "state_dict_sha256": "x", "model_version": "V1"}, EVALUATION
+    )
+    assert metrics["model_version"] == "V1"
     test = metrics["test"]
     # Test files: t0 FN, t1 TP, t2 TN, t3 FP, t4 TN.
     assert (test["tp"], test["fn"], test["fp"], test["tn"]) == (1, 1, 1, 2)
@@ -73,11 +79,15 @@ def test_metrics_on_crafted_predictions_match_hand_computed_values(crafted):
     assert test["specificity"] == pytest.approx(2 / 3)
     assert test["f1"] == pytest.approx(0.5)
     assert test["accuracy"] == pytest.approx(0.6)
-    # AUC of the fraction over threshold: leaks (0, 2/3) vs non-leaks (0, 0.5, 0):
-    # pairs won 0.5+0+0.5 (t0 ties), 1+1+1 (t1) -> 4/6.
-    assert test["roc_auc"] == pytest.approx(4 / 6)
-    # Short segments: t0 6 FN, t1 6 TP + 3 FN, t3 3 FP -> P 6/9, R 6/15.
-    assert test["segment_leak_f1"] == pytest.approx(2 * (6 / 9) * (6 / 15) / (6 / 9 + 6 / 15))
+    # Vote scores (the ceil(n/2)-th largest long score): leaks t0 0.35, t1 0.7; non-leaks t2 0.2, t3 0.65,
+    # t4 0.1. Pairs won: t0 beats t2, t4 (2 of 3); t1 beats all 3 -> AUC 5/6.
+    assert test["roc_auc"] == pytest.approx(5 / 6)
+    # Ranked t1 (leak), t3, t0 (leak), ...: precision 1 at recall 1/2, 2/3 at recall 1 -> AP 5/6.
+    assert test["average_precision"] == pytest.approx(5 / 6)
+    # Long segments: t0 2 FN, t1 2 TP + 1 FN, t3 1 FP -> P 2/3, R 2/5.
+    assert test["long_segment_leak_f1"] == pytest.approx(2 * (2 / 3) * (2 / 5) / (2 / 3 + 2 / 5))
+    low, high = test["intervals"]["f1"]
+    assert low <= test["f1"] <= high
     assert metrics["test_confusion_matrix"]["rows_true_columns_predicted"] == [[2, 1], [1, 1]]
     assert metrics["test_leak_calls_by_true_class"] == {
         "LEAK": 1,
@@ -116,7 +126,8 @@ def test_multiclass_file_class_follows_the_vote_then_the_most_probable_other_cla
             "target": [0, 2, 4],
         }
     )
-    table = predict_files({"validation": scored, "test": scored}, targets, 0.55, meta)
+    rule = {"score": "leak_probability", "threshold": 0.55}
+    table = predict_files({"validation": scored, "test": scored}, targets, rule, meta)
     test = table[table["split"] == "test"].set_index("file_id")
     assert test["predicted_class"].to_dict() == {"a": "LEAK", "b": "QUIET", "c": "MECHANICAL"}
     assert test.loc["b", "p_QUIET"] == pytest.approx(0.3)

@@ -66,6 +66,43 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _with_interval(metrics: dict[str, Any], key: str) -> str:
+    interval = metrics.get("intervals", {}).get(key)
+    return _pct(metrics.get(key)) + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def _results_table(evaluation_metrics: dict[str, Any]) -> list[str]:
+    keys = ("f1", "precision", "recall", "specificity", "roc_auc", "average_precision")
+    lines = [
+        "| split | files | leaks | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
+    for name in ("validation", "test"):
+        m = evaluation_metrics[name]
+        cells = [_with_interval(m, k) for k in keys]
+        lines.append(f"| {name} | {m['n_files']} | {m['n_leak_files']} | " + " | ".join(cells) + " |")
+    test, boot = evaluation_metrics["test"], evaluation_metrics["bootstrap"]
+    lines += [
+        "",
+        f"Test figures in brackets are {boot['confidence']:.0%} bootstrap intervals ({boot['resamples']} resamples "
+        f"by {boot['unit']}, stratified by class): read the interval, not the point, when comparing models. "
+        "`roc_auc` and `average_precision` rank files by their vote score and do not depend on the threshold.",
+    ]
+    if "macro_f1" in test:
+        lines.append(f"Test macro F1 over the classes present: {_with_interval(test, 'macro_f1')}.")
+    return lines
+
+
+def _check_same_model(model_meta: dict[str, Any], evaluation_metrics: dict[str, Any]) -> None:
+    scored = evaluation_metrics.get("model_state_dict_sha256")
+    if scored is not None and scored != model_meta["state_dict_sha256"]:
+        raise ValueError(
+            f"{model_meta['mode']}: metrics.json scored other weights (version "
+            f"{evaluation_metrics.get('model_version')}) than model {model_meta.get('model_version')}; evaluate this "
+            "model first: `kedro run --pipelines evaluation` with the same --load-versions"
+        )
+
+
 def model_card(
     model_meta: dict[str, Any],
     evaluation_metrics: dict[str, Any],
@@ -74,7 +111,8 @@ def model_card(
 ) -> str:
     """A Markdown model card written beside the export."""
     mode = model_meta["mode"]
-    test, val = evaluation_metrics["test"], evaluation_metrics["validation"]
+    _check_same_model(model_meta, evaluation_metrics)
+    test = evaluation_metrics["test"]
     config = model_meta["feature_config"]
     classes = ", ".join(f"{i} = {name}" for i, name in enumerate(model_meta["class_names"]))
     lines = [
@@ -86,10 +124,11 @@ def model_card(
         + ("; plus a leak-vs-rest logit (`leak_aux_logit`)" if mode == "multiclass" else ""),
         f"- Parameters: {model_meta['param_count']:,}; input `[batch, 1, {config['n_mels']}, 1]` log-mel "
         "(normalisation inside the model)",
-        f"- Decision rule: {model_meta['eval_method']}: segment leak probability "
+        f"- Decision rule (chosen on validation): {evaluation_metrics['decision_rule']['description']}. "
+        "The leak probability of a segment is "
         + ("`softmax[LEAK]`" if mode == "binary" else "`0.5*softmax[LEAK] + 0.5*sigmoid(aux)`")
-        + f", mean per long segment, file is LEAK when at least half of its long segments reach "
-        f"**{evaluation_metrics['threshold']:.2f}** (chosen on validation)",
+        + ", averaged over the 3 short segments of each long segment; a file's class is LEAK exactly when "
+        "its vote says LEAK",
         "",
         "## Feature configuration",
         "",
@@ -100,23 +139,17 @@ def model_card(
         "## Data",
         "",
         f"- Dataset fingerprint: `{model_meta['dataset_fingerprint']}`",
-        f"- Files per split: {model_meta['split_files']}; training files per class: "
-        f"{class_summary['files_per_class']['train']}",
-        "- Splits are by group (site / sensor / source recording), stratified by class.",
+        f"- Files per split: {model_meta['split_files']} (split SHA-256 `{model_meta.get('split_sha256')}`; the "
+        "file ids are in `model_meta.json`); training files per class: "
+        f"{model_meta.get('train_files_per_class', class_summary['files_per_class']['train'])}",
+        "- Splits are by group (site / sensor / source recording), stratified by class. Evaluation scores only "
+        "this model's own validation and test files.",
         "",
-        "## Results (file level)",
+        f"## Results (file level, model `{evaluation_metrics.get('model_version')}`)",
         "",
-        "| split | files | leaks | F1 | precision | recall | specificity | AUC |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, m in (("validation", val), ("test", test)):
-        lines.append(
-            f"| {name} | {m['n_files']} | {m['n_leak_files']} | {_pct(m['f1'])} | {_pct(m['precision'])} | "
-            f"{_pct(m['recall'])} | {_pct(m['specificity'])} | {_pct(m['roc_auc'])} |"
-        )
-    lines += [
+        *_results_table(evaluation_metrics),
         "",
-        f"Segment-level leak F1 on test: {_pct(test['segment_leak_f1'])}. Training: best epoch "
+        f"Long-segment leak F1 on test: {_pct(test.get('long_segment_leak_f1'))}. Training: best epoch "
         f"{model_meta['best_epoch']} of {model_meta['epochs_run']}, {model_meta['training_seconds']:.0f} s on "
         f"{model_meta['device']}.",
         "",

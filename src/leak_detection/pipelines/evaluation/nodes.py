@@ -1,7 +1,9 @@
 """Evaluate one mode's model, file by file, the paper's way.
 
-Validation chooses the threshold; test is scored once, at that threshold, and never
-influences any choice (the replaced code swept the threshold on test: SPEC defect 4).
+Only the model's own validation and test files are scored (``leak_detection.model_split``).
+Validation chooses the decision rule and threshold; test is scored once, with that rule,
+and never influences any choice (the replaced code swept the threshold on test: SPEC
+defect 4). Test figures carry bootstrap intervals (``leak_detection.uncertainty``).
 """
 
 from __future__ import annotations
@@ -12,34 +14,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
+from sklearn.metrics import average_precision_score, classification_report, confusion_matrix, roc_auc_score
 
+from leak_detection.decision_rules import (
+    DecisionRule,
+    FileDecisions,
+    choose_decision_rule,
+    decide_files,
+    is_binary,
+    long_rule_scores,
+    macro_f1,
+)
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.inference import predict_segments
 from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK
 from leak_detection.model import model_from_state
-from leak_detection.scoring import (
-    file_classes,
-    file_vote,
-    leak_detection_metrics,
-    long_segment_scores,
-    per_file_mean,
-    sweep_thresholds,
-)
+from leak_detection.model_split import EVALUATED_SPLITS, model_split_targets
+from leak_detection.scoring import leak_detection_metrics, long_segment_scores
 from leak_detection.segment_batches import SegmentSource
+from leak_detection.uncertainty import BootstrapSettings, FileSample, bootstrap_intervals, resampling_description
 
 from . import plots
 
 logger = logging.getLogger(__name__)
 
-EVALUATED_SPLITS = ("validation", "test")
+RANKING_SCORE = (
+    "vote_score: each file's ceil(n/2)-th largest long-segment score under the decision rule, the highest "
+    "threshold at which the vote still calls it LEAK; roc_auc and average_precision rank files by it"
+)
 
 
 def score_segments(
     model: dict[str, torch.Tensor],
     model_meta: dict[str, Any],
     mel_features: MelFeatureStore,
-    file_targets: pd.DataFrame,
+    evaluated_targets: pd.DataFrame,
     evaluation: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
     """Per split: each file's long-segment leak scores and class probabilities.
@@ -50,7 +59,7 @@ def score_segments(
     network = model_from_state(model, model_meta)
     scored = {}
     for split in EVALUATED_SPLITS:
-        source = SegmentSource.for_split(mel_features, file_targets, split, int(evaluation["memory_budget_mb"] * 2**20))
+        source = SegmentSource.for_split(mel_features, evaluated_targets, split, int(evaluation["memory_budget_mb"] * 2**20))
         predictions = predict_segments(
             network, source.ordered_blocks(), model_meta["leak_output_idx"], batch_size=evaluation["batch_size"]
         )
@@ -66,76 +75,118 @@ def score_segments(
     return scored
 
 
-def _is_leak(scored_split: dict[str, Any], file_targets: pd.DataFrame) -> np.ndarray:
-    labels = file_targets.set_index("file_id").loc[scored_split["file_ids"], "label"]
-    return (labels == LEAK).to_numpy()
+def evaluated_files(
+    model_meta: dict[str, Any], mel_features: MelFeatureStore, file_targets: pd.DataFrame, evaluation: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The model's own validation and test files (``leak_detection.model_split``) and how the index differs."""
+    own, check = model_split_targets(model_meta, mel_features, file_targets, evaluation["on_split_mismatch"])
+    return own, check.to_dict()
 
 
-def choose_threshold(
-    segment_scores: dict[str, dict[str, Any]], file_targets: pd.DataFrame, model_meta: dict[str, Any]
-) -> tuple[pd.DataFrame, float]:
-    """Sweep 0.10..0.90 on validation only; the best file-level leak F1 wins."""
-    validation = segment_scores["validation"]
-    threshold, curve = sweep_thresholds(
-        validation["long_scores"], validation["long_offsets"], _is_leak(validation, file_targets)
+def true_classes(labels: pd.Series, class_names: list[str]) -> np.ndarray:
+    """Each file's true class in the model's output names (binary: LEAK or NOLEAK)."""
+    if is_binary(class_names):
+        return np.where(labels == LEAK, LEAK, NOLEAK)
+    return labels.to_numpy(dtype=str)
+
+
+def _decide(scored: dict[str, Any], rule: DecisionRule, model_meta: dict[str, Any]) -> FileDecisions:
+    return decide_files(
+        rule,
+        scored["long_scores"],
+        scored["long_class_probs"],
+        scored["long_offsets"],
+        model_meta["class_names"],
+        model_meta["leak_output_idx"],
     )
-    if not np.isclose(threshold, model_meta.get("threshold", threshold)):
+
+
+def choose_rule(
+    segment_scores: dict[str, dict[str, Any]], evaluated_targets: pd.DataFrame, model_meta: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The model's decision rule, checked against a fresh choice on its validation files."""
+    validation = segment_scores["validation"]
+    labels = evaluated_targets.set_index("file_id").loc[validation["file_ids"], "label"]
+    swept, curve = choose_decision_rule(
+        validation["long_scores"],
+        validation["long_class_probs"],
+        validation["long_offsets"],
+        true_classes(labels, list(model_meta["class_names"])),
+        model_meta["class_names"],
+        model_meta["leak_output_idx"],
+    )
+    rule = DecisionRule.from_meta(model_meta)
+    if swept.score != rule.score or not np.isclose(swept.threshold, rule.threshold):
         logger.warning(
-            "%s: the validation sweep chose %.2f but model_meta.json says %.2f; using the sweep's",
+            "%s: a fresh choice on validation gives %s at %.2f, but model_meta.json says %s at %.2f; using the "
+            "model's own rule, as prediction does",
             model_meta.get("mode"),
-            threshold,
-            model_meta["threshold"],
+            swept.score,
+            swept.threshold,
+            rule.score,
+            rule.threshold,
         )
-    logger.info("%s: threshold %.2f chosen on validation", model_meta.get("mode"), threshold)
-    return pd.DataFrame(curve), threshold
+    logger.info("%s: decision rule (chosen on validation): %s", model_meta.get("mode"), rule.describe())
+    return pd.DataFrame(curve), rule.to_dict()
 
 
 def predict_files(
     segment_scores: dict[str, dict[str, Any]],
-    file_targets: pd.DataFrame,
-    threshold: float,
+    evaluated_targets: pd.DataFrame,
+    decision_rule: dict[str, Any],
     model_meta: dict[str, Any],
 ) -> pd.DataFrame:
     """One row per validation and test file: scores, the vote and the predicted class."""
     class_names = list(model_meta["class_names"])
-    targets = file_targets.set_index("file_id")
+    rule = DecisionRule(**decision_rule)
+    targets = evaluated_targets.set_index("file_id")
     tables = []
     for split in EVALUATED_SPLITS:
         scored = segment_scores[split]
-        votes = file_vote(scored["long_scores"], scored["long_offsets"], threshold)
-        offsets = scored["long_offsets"]
-        mean_probs = per_file_mean(scored["long_class_probs"], offsets)
+        decided = _decide(scored, rule, model_meta)
+        votes = decided.votes
+        labels = targets.loc[scored["file_ids"], "label"]
         table = pd.DataFrame(
             {
                 "file_id": scored["file_ids"],
                 "split": split,
                 "group": targets.loc[scored["file_ids"], "group"].to_numpy(),
-                "true_label": targets.loc[scored["file_ids"], "label"].to_numpy(),
-                "n_long_segments": np.diff(offsets),
+                "true_label": labels.to_numpy(),
+                "true_class": true_classes(labels, class_names),
+                "n_long_segments": np.diff(scored["long_offsets"]),
                 "mean_leak_score": votes.mean_leak_score,
+                "vote_score": votes.vote_score,
                 "fraction_over_threshold": votes.fraction_over_threshold,
-                "threshold": threshold,
+                "decision_score": rule.score,
+                "threshold": rule.threshold,
                 "decision": np.where(votes.is_leak, LEAK, NOLEAK),
-                "predicted_class": file_classes(mean_probs, votes.is_leak, class_names),
+                "predicted_class": decided.predicted_class,
             }
         )
-        if class_names != [NOLEAK, LEAK]:
+        if not is_binary(class_names):
             for k, name in enumerate(class_names):
-                table[f"p_{name}"] = mean_probs[:, k]
+                table[f"p_{name}"] = decided.mean_class_probs[:, k]
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
 
 
-def _auc(truth: np.ndarray, scores: np.ndarray) -> float | None:
-    return float(roc_auc_score(truth, scores)) if 0 < truth.sum() < truth.size else None
+def _ranking(truth: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
+    if not 0 < truth.sum() < truth.size:
+        return {"roc_auc": None, "average_precision": None}
+    return {
+        "roc_auc": float(roc_auc_score(truth, scores)),
+        "average_precision": float(average_precision_score(truth, scores)),
+    }
 
 
 def _file_level(predictions: pd.DataFrame) -> dict[str, Any]:
     truth = (predictions["true_label"] == LEAK).to_numpy()
     metrics = leak_detection_metrics((predictions["decision"] == LEAK).to_numpy(), truth)
-    metrics["roc_auc"] = _auc(truth, predictions["fraction_over_threshold"].to_numpy())
+    metrics.update(_ranking(truth, predictions["vote_score"].to_numpy()))
     metrics["n_files"] = len(predictions)
     metrics["n_leak_files"] = int(truth.sum())
+    if set(predictions["true_class"]) - {LEAK, NOLEAK}:
+        metrics["macro_f1"] = macro_f1(predictions["true_class"].tolist(), predictions["predicted_class"].tolist())
     return metrics
 
 
@@ -154,55 +205,80 @@ def _by_group(test: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluation_metrics(
-    predictions: pd.DataFrame,
-    segment_scores: dict[str, dict[str, Any]],
-    threshold: float,
-    model_meta: dict[str, Any],
-) -> dict[str, Any]:
-    """File-level leak metrics on validation and test, and test's detail."""
-    test = predictions[predictions["split"] == "test"]
-    scored = segment_scores["test"]
-    short_truth = np.repeat(test["true_label"].to_numpy() == LEAK, np.diff(scored["long_offsets"]) * scored["n_short"])
-    segment = leak_detection_metrics(scored["short_leak_probs"] >= threshold, short_truth)
-    class_names = list(model_meta["class_names"])
-    true_classes = (
-        test["true_label"]
-        if class_names == list(CLASS_NAMES)
-        else test["true_label"].where(test["true_label"] == LEAK, NOLEAK)
-    )
-    matrix = confusion_matrix(true_classes, test["predicted_class"], labels=class_names)
-    metrics = {
-        "mode": model_meta["mode"],
-        "eval_method": model_meta["eval_method"],
-        "model_state_dict_sha256": model_meta.get("state_dict_sha256"),
-        "threshold": threshold,
-        "threshold_chosen_on": "validation",
-        "validation": _file_level(predictions[predictions["split"] == "validation"]),
-        "test": {**_file_level(test), "segment_leak_f1": segment["f1"]},
+def _long_segment_leak_f1(test: pd.DataFrame, scored: dict[str, Any], rule: DecisionRule, meta: dict) -> float:
+    scores = long_rule_scores(rule.score, scored["long_scores"], scored["long_class_probs"], meta["leak_output_idx"])
+    truth = np.repeat(test["true_label"].to_numpy() == LEAK, np.diff(scored["long_offsets"]))
+    return leak_detection_metrics(scores >= rule.threshold, truth)["f1"]
+
+
+def _class_detail(test: pd.DataFrame, class_names: list[str]) -> dict[str, Any]:
+    matrix = confusion_matrix(test["true_class"], test["predicted_class"], labels=class_names)
+    return {
         "test_confusion_matrix": {"labels": class_names, "rows_true_columns_predicted": matrix.tolist()},
         "test_per_class": classification_report(
-            true_classes, test["predicted_class"], labels=class_names, output_dict=True, zero_division=0
+            test["true_class"], test["predicted_class"], labels=class_names, output_dict=True, zero_division=0
         ),
         "test_leak_calls_by_true_class": {
             name: int(((test["true_label"] == name) & (test["decision"] == LEAK)).sum()) for name in CLASS_NAMES
         },
+    }
+
+
+def evaluation_metrics(
+    predictions: pd.DataFrame,
+    segment_scores: dict[str, dict[str, Any]],
+    decision_rule: dict[str, Any],
+    split_check: dict[str, Any],
+    model_meta: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """File-level leak metrics on the model's own validation and test files, with test intervals."""
+    rule = DecisionRule(**decision_rule)
+    test = predictions[predictions["split"] == "test"]
+    settings = BootstrapSettings.from_params(evaluation["bootstrap"])
+    test_metrics = {
+        **_file_level(test),
+        "long_segment_leak_f1": _long_segment_leak_f1(test, segment_scores["test"], rule, model_meta),
+        "intervals": bootstrap_intervals(FileSample.from_predictions(test), test["group"].tolist(), settings),
+    }
+    metrics = {
+        "mode": model_meta["mode"],
+        "model_version": model_meta.get("model_version"),
+        "dataset_fingerprint": model_meta.get("dataset_fingerprint"),
+        "split_sha256": model_meta.get("split_sha256"),
+        "eval_method": model_meta["eval_method"],
+        "model_state_dict_sha256": model_meta.get("state_dict_sha256"),
+        "evaluated_on": split_check,
+        "decision_rule": {**rule.to_dict(), "chosen_on": "validation", "description": rule.describe()},
+        "threshold": rule.threshold,
+        "threshold_chosen_on": "validation",
+        "ranking_score": RANKING_SCORE,
+        "bootstrap": resampling_description(test["group"].tolist(), settings),
+        "validation": _file_level(predictions[predictions["split"] == "validation"]),
+        "test": test_metrics,
+        **_class_detail(test, list(model_meta["class_names"])),
         "test_by_group": _by_group(test),
         "training": {k: model_meta.get(k) for k in ("best_epoch", "epochs_run", "training_seconds", "param_count")},
     }
-    t = metrics["test"]
-    logger.info(
-        "%s test (%d files, threshold %.2f): F1 %.3f  precision %.3f  recall %.3f  specificity %.3f  AUC %s",
-        metrics["mode"],
-        t["n_files"],
-        threshold,
-        t["f1"],
-        t["precision"],
-        t["recall"],
-        t["specificity"],
-        f"{t['roc_auc']:.3f}" if t["roc_auc"] is not None else "n/a",
-    )
+    logger.info("%s", headline(metrics))
     return metrics
+
+
+def _with_interval(test: dict[str, Any], key: str) -> str:
+    value, interval = test.get(key), test.get("intervals", {}).get(key)
+    if value is None:
+        return f"{key} n/a"
+    return f"{key} {value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    """One log line: the test figures with their intervals."""
+    t = metrics["test"]
+    keys = ("f1", "precision", "recall", "specificity", "roc_auc", *(("macro_f1",) if "macro_f1" in t else ()))
+    return (
+        f"{metrics['mode']} test ({t['n_files']} files, {t['n_leak_files']} leaks; "
+        f"{metrics['bootstrap']['confidence']:.0%} intervals): " + "  ".join(_with_interval(t, k) for k in keys)
+    )
 
 
 def evaluation_plots(
@@ -210,23 +286,28 @@ def evaluation_plots(
     segment_scores: dict[str, dict[str, Any]],
     threshold_curve: pd.DataFrame,
     metrics: dict[str, Any],
+    training_history: pd.DataFrame,
     model_meta: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict[str, Any]:
-    """Confusion matrix, ROC and precision-recall, the threshold sweep, and per-outcome timelines."""
+    """Confusion matrix, ROC and PR with the operating point, the rule sweep, learning curves, timelines."""
     test = predictions[predictions["split"] == "test"]
     config = model_meta["feature_config"]
-    mode = metrics["mode"]
-    threshold = metrics["threshold"]
+    rule = DecisionRule(metrics["decision_rule"]["score"], metrics["decision_rule"]["threshold"])
+    scored = segment_scores["test"]
+    long_scores = long_rule_scores(
+        rule.score, scored["long_scores"], scored["long_class_probs"], model_meta["leak_output_idx"]
+    )
     return {
         "confusion_matrix.png": plots.confusion_figure(metrics),
         "roc_pr_curves.png": plots.roc_pr_figure(test, metrics),
-        "threshold_curve.png": plots.threshold_figure(threshold_curve, threshold, mode),
+        "threshold_curve.png": plots.threshold_figure(threshold_curve, rule, metrics["mode"]),
+        "learning_curves.png": plots.learning_curves_figure(training_history, metrics),
         "file_timelines.png": plots.timeline_figure(
             test,
-            segment_scores["test"],
-            threshold,
-            mode,
+            {**scored, "long_scores": long_scores},
+            rule,
+            metrics["mode"],
             config["long_hop"] / config["sample_rate"],
             int(evaluation["timeline_files_per_outcome"]),
         ),

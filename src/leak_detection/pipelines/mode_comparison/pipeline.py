@@ -8,7 +8,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=compare_modes,
-                inputs=["binary_metrics", "multiclass_metrics", "binary_predictions", "multiclass_predictions"],
+                inputs=[
+                    "binary_metrics",
+                    "multiclass_metrics",
+                    "binary_predictions",
+                    "multiclass_predictions",
+                    "params:bootstrap",
+                ],
                 outputs=["mode_comparison", "mode_comparison_report"],
                 name="compare_modes_node",
             ),

@@ -22,7 +22,8 @@ from leak_detection.front_end import FrontEndConfig
 from leak_detection.inference import predict_segments
 from leak_detection.labels import LEAK, NOLEAK
 from leak_detection.model import model_from_state
-from leak_detection.scoring import file_classes, file_vote, long_segment_scores, per_file_mean
+from leak_detection.decision_rules import DecisionRule, decide_files, is_binary
+from leak_detection.scoring import long_segment_scores
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ def predict_recordings(
     network = model_from_state(model, model_meta)
     config = FrontEndConfig.from_params(model_meta["feature_config"])
     class_names = list(model_meta["class_names"])
-    # An operator may trade precision for recall; by default the validated threshold.
-    threshold = float(predict["threshold"] if predict.get("threshold") is not None else model_meta["threshold"])
+    # An operator may trade precision for recall; by default the validated rule as it is.
+    rule = DecisionRule.from_meta(model_meta, predict.get("threshold"))
     started = time.perf_counter()
     rows, features = [], []
     file_ids = list(inbox.table["file_id"])
@@ -68,7 +69,7 @@ def predict_recordings(
     scored = table["error"] == ""
     for column in ("mean_leak_score", "fraction_over_threshold"):
         table[column] = np.nan
-    table["threshold"] = threshold
+    table["threshold"] = rule.threshold
     table["decision"] = ""
     table["predicted_class"] = ""
     if features:
@@ -77,16 +78,21 @@ def predict_recordings(
             network, [(segments, None, None)], model_meta["leak_output_idx"], batch_size=int(predict["batch_size"])
         )
         offsets = np.concatenate([[0], np.cumsum(table.loc[scored, "long_segments"])])
-        votes = file_vote(long_segment_scores(predictions.leak_probability, config.n_short), offsets, threshold)
-        long_probs = predictions.class_probabilities.reshape(-1, config.n_short, len(class_names)).mean(axis=1)
-        mean_probs = per_file_mean(long_probs, offsets)
-        table.loc[scored, "mean_leak_score"] = votes.mean_leak_score
-        table.loc[scored, "fraction_over_threshold"] = votes.fraction_over_threshold
-        table.loc[scored, "decision"] = np.where(votes.is_leak, LEAK, NOLEAK)
-        table.loc[scored, "predicted_class"] = file_classes(mean_probs, votes.is_leak, class_names)
-        if class_names != [NOLEAK, LEAK]:
+        decided = decide_files(
+            rule,
+            long_segment_scores(predictions.leak_probability, config.n_short),
+            predictions.class_probabilities.reshape(-1, config.n_short, len(class_names)).mean(axis=1),
+            offsets,
+            class_names,
+            model_meta["leak_output_idx"],
+        )
+        table.loc[scored, "mean_leak_score"] = decided.votes.mean_leak_score
+        table.loc[scored, "fraction_over_threshold"] = decided.votes.fraction_over_threshold
+        table.loc[scored, "decision"] = np.where(decided.votes.is_leak, LEAK, NOLEAK)
+        table.loc[scored, "predicted_class"] = decided.predicted_class
+        if not is_binary(class_names):
             for k, name in enumerate(class_names):
-                table.loc[scored, f"p_{name}"] = mean_probs[:, k]
+                table.loc[scored, f"p_{name}"] = decided.mean_class_probs[:, k]
     elapsed = time.perf_counter() - started
     logger.info(
         "%s: %d recordings in %.1f s (%.1f files/s): %d LEAK, %d NOLEAK, %d not readable",

@@ -6,8 +6,6 @@ targets all come from that mode's own definitions, never from another mode's.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -15,24 +13,17 @@ from typing import Any
 import pandas as pd
 import torch
 
+from leak_detection.decision_rules import DecisionRule, choose_decision_rule
 from leak_detection.feature_store import MelFeatureStore
+from leak_detection.inference import predict_segments
 from leak_detection.labels import CLASS_NAMES, LEAK, leak_output_idx, mode_class_names
 from leak_detection.model import LeakCNNMulti, param_count, state_dict_sha256
-from leak_detection.scoring import EVAL_METHOD
+from leak_detection.model_split import dataset_fingerprint, split_file_ids, split_sha256
+from leak_detection.scoring import EVAL_METHOD, long_segment_scores
 from leak_detection.segment_batches import SegmentSource
 from leak_detection.trainer import LeakLoss, TrainerConfig, fit
 
 logger = logging.getLogger(__name__)
-
-
-def dataset_fingerprint(mel_features: MelFeatureStore, file_targets: pd.DataFrame) -> str:
-    """Changes when the features, the split or the targets do."""
-    digest = hashlib.sha256()
-    digest.update(mel_features.source_fingerprint.encode())
-    digest.update(json.dumps(mel_features.feature_config, sort_keys=True).encode())
-    for row in file_targets.sort_values("file_id").itertuples(index=False):
-        digest.update(f"{row.file_id}\0{row.split}\0{row.target}\n".encode())
-    return digest.hexdigest()
 
 
 def _check_classes(class_summary: dict, mode: str) -> None:
@@ -42,6 +33,22 @@ def _check_classes(class_summary: dict, mode: str) -> None:
             f"{mode}: class_summary lists classes {class_summary.get('class_names')}, expected {names}; "
             "rebuild it with `kedro run --pipelines data_indexing`"
         )
+
+
+def validation_decision_rule(
+    model: LeakCNNMulti, validation: SegmentSource, names: list[str], mode: str, batch_size: int
+) -> tuple[DecisionRule, list[dict[str, Any]]]:
+    """The best model's file decision rule, chosen on validation (``leak_detection.decision_rules``)."""
+    predictions = predict_segments(model, validation.ordered_blocks(), leak_output_idx(mode), batch_size=batch_size)
+    n_short = validation.n_short
+    return choose_decision_rule(
+        long_segment_scores(predictions.leak_probability, n_short),
+        predictions.class_probabilities.reshape(-1, n_short, len(names)).mean(axis=1),
+        validation.local_offsets,
+        [names[t] for t in validation.file_targets],
+        names,
+        leak_output_idx(mode),
+    )
 
 
 def train_model(
@@ -77,6 +84,10 @@ def train_model(
         result.train_seconds,
         result.samples_per_second,
     )
+    model.load_state_dict(result.best_state)
+    rule, _ = validation_decision_rule(model.cpu(), validation, names, mode, config.eval_batch_size)
+    logger.info("%s: decision rule chosen on validation: %s", mode, rule.describe())
+    split_ids = split_file_ids(file_targets)
     meta = {
         # The reference system's fields, as its users know them.
         "binary_mode": mode == "binary",
@@ -93,12 +104,18 @@ def train_model(
         # Added: what a deployment needs to reproduce the training-time behaviour.
         "mode": mode,
         "leak_output_idx": leak_output_idx(mode),
-        "threshold": result.best_threshold,
-        "threshold_source": "validation sweep 0.10..0.90 step 0.05, best file-level leak F1",
+        "threshold": rule.threshold,
+        "decision_score": rule.score,
+        "threshold_source": "validation sweep 0.10..0.90 step 0.05: best file-level leak F1 (binary), best mean "
+        "of leak F1 and macro F1 (multiclass)",
+        "early_stopping_threshold": result.best_threshold,
         "feature_config": mel_features.feature_config,
         "param_count": param_count(model),
         "dataset_fingerprint": fingerprint,
-        "split_files": {s: int((file_targets["split"] == s).sum()) for s in ("train", "validation", "test")},
+        "split_files": {s: len(ids) for s, ids in split_ids.items()},
+        "split_sha256": split_sha256(split_ids),
+        "split_file_ids": split_ids,
+        "train_files_per_class": class_summary["files_per_class"]["train"],
         "split_short_segments": {"train": train.n_samples, "validation": validation.n_samples},
         "class_weights": class_summary["class_weights"],
         "leak_pos_weight": class_summary["leak_pos_weight"],
