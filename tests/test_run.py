@@ -194,8 +194,35 @@ def test_one_branch_runs_alone_from_the_existing_store(project):
     before = (versions(binary), versions(multiclass))
     with KedroSession.create(project_path=project, runtime_params=QUICK_RUNTIME) as session:
         session.run(pipeline_names=["train_both"], namespaces=["binary"])
-    assert len(versions(binary) - before[0]) == 1
+    (new_binary,) = versions(binary) - before[0]
     assert versions(multiclass) == before[1]
+    # The comparison node is outside the branch; it is made again from both modes' latest results.
+    comparison = json.loads((project / "data/08_reporting/mode_comparison.json").read_text())
+    assert comparison["modes"]["binary"]["model_version"] == new_binary
+    assert comparison["modes"]["multiclass"]["model_version"] == sorted(before[1])[-1]
+
+
+def test_a_re_split_index_never_scores_a_model_on_files_it_trained_on(project, tiny_recordings):
+    models = project / "data/06_models/binary"
+    newest = sorted(versions(models / "model_meta.json"))[-1]
+    meta = json.loads((models / "model_meta.json" / newest / "model_meta.json").read_text())
+    resplit = {"ratios": {"train": 0.6, "validation": 0.2, "test": 0.2}, "seed": 1}
+    run(project, "data_indexing", recordings_dir=str(tiny_recordings), splits=resplit)
+    index = pd.read_csv(project / "data/03_primary/recordings_index.csv")
+    assert set(index.loc[index["split"] == "test", "file_id"]) & set(meta["split_file_ids"]["train"])
+    with KedroSession.create(project_path=project) as session:
+        session.run(pipeline_names=["evaluation"], namespaces=["binary"])
+    predictions = pd.read_csv(project / "data/08_reporting/binary/file_predictions.csv")
+    assert sorted(predictions.loc[predictions["split"] == "test", "file_id"]) == meta["split_file_ids"]["test"]
+    reports = project / "data/08_reporting/binary/metrics.json"
+    metrics = json.loads((reports / sorted(versions(reports))[-1] / "metrics.json").read_text())
+    assert metrics["model_version"] == newest and not metrics["evaluated_on"]["agrees"]
+    assert metrics["evaluated_on"]["trained_on_in_current_test"] > 0
+
+    stop = {"binary": {"evaluation": {"on_split_mismatch": "stop"}}}
+    with pytest.raises(ValueError, match="differs from the split model"):
+        with KedroSession.create(project_path=project, runtime_params=stop) as session:
+            session.run(pipeline_names=["evaluation"], namespaces=["binary"])
 
 
 def test_both_modes_are_branches_of_one_definition():

@@ -28,6 +28,8 @@ SPEC_META_FIELDS = {
     "param_count",
     "dataset_fingerprint",
     "split_files",
+    "split_file_ids",
+    "decision_score",
 }
 
 
@@ -146,3 +148,33 @@ def test_warm_up_takes_effect_from_the_first_step():
 def test_bad_training_parameters_name_the_key(tmp_path, key, value):
     with pytest.raises(ValueError, match=key):
         train(tmp_path, "binary", **{key: value})
+
+
+def evaluate(state, meta, store, targets):
+    """The evaluation template's nodes, called in order on in-memory objects."""
+    from leak_detection.pipelines.evaluation import nodes as ev
+
+    params = {"batch_size": 512, "memory_budget_mb": 64, "on_split_mismatch": "stop", "bootstrap": {"seed": 1}}
+    own, check = ev.evaluated_files(meta, store, targets, params)
+    scores = ev.score_segments(state, meta, store, own, params)
+    _, rule = ev.choose_rule(scores, own, meta)
+    predictions = ev.predict_files(scores, own, rule, meta)
+    return predictions, ev.evaluation_metrics(predictions, scores, rule, check, meta, params)
+
+
+def test_two_runs_of_one_definition_give_identical_weights_and_metrics(tmp_path):
+    timing = {"seconds", "samples_per_second"}
+    runs = []
+    for name in ("first", "second"):
+        store, index = synthetic_store()
+        targets = file_targets(index, "multiclass")
+        state, meta, history = train(tmp_path / name, "multiclass", (store, index), epochs=2)
+        predictions, metrics = evaluate(state, meta, store, targets)
+        metrics["training"].pop("training_seconds")
+        runs.append((state, history.drop(columns=sorted(timing)), predictions, metrics))
+    (state_a, history_a, predictions_a, metrics_a), (state_b, history_b, predictions_b, metrics_b) = runs
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert history_a.equals(history_b)
+    assert predictions_a.equals(predictions_b)
+    assert metrics_a == metrics_b
