@@ -48,6 +48,9 @@ def test_the_shipped_parameters_are_valid(shipped_params):
         ("binary.predict.workers", "all", "binary.predict.workers = 'all': must be 'auto'"),
         ("multiclass.evaluation.batch_size", 0, "multiclass.evaluation.batch_size = 0: must be an integer >= 1"),
         ("label_mapping.CRACK", "BANG", "map to names that are not classes"),
+        ("binary.evaluation.on_split_mismatch", "ignore", "must be one of ['use_model_split', 'stop']"),
+        ("multiclass.evaluation.bootstrap.resamples", 100, "bootstrap.resamples must be an integer >= 1000, got 100"),
+        ("mode_comparison.bootstrap.confidence", 1.5, "bootstrap.confidence must be in [0.5, 1), got 1.5"),
     ],
 )
 def test_each_bad_value_is_named_with_what_is_allowed(shipped_params, dotted, value, expected):

@@ -175,8 +175,10 @@ def model_card(
         "- The model has only seen the sites, sensors and pipe materials of its training data; on a new "
         "network, check a sample of its calls before trusting its rates. Per-site results are in "
         "`metrics.json` (`test_by_group`).",
-        "- Figures from a small test split move a lot with one file; a model trained on the built-in "
-        "synthetic demo recordings says nothing about real pipes.",
+        "- Figures from a small test split move a lot with one file (see the intervals); a perfect test "
+        f"figure has a collapsed interval: with {test['n_leak_files']} test leaks and none missed, the true "
+        f"recall may still be as low as about {max(0.0, 1 - 3 / max(test['n_leak_files'], 1)):.2f}. A model "
+        "trained on the built-in synthetic demo recordings says nothing about real pipes.",
         "- Continuous loud noise in the leak band (some pumps, heavy traffic) can be called LEAK; see "
         "`test_leak_calls_by_true_class` in `metrics.json`.",
         "",
