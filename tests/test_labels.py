@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from leak_detection.labels import LabelError, leak_output_idx, mode_targets, resolve_label_mapping
+from leak_detection.labels import LabelError, check_mode_classes, leak_output_idx, mode_targets, resolve_label_mapping
 
 
 def test_class_names_map_to_themselves_and_others_through_the_mapping():
@@ -34,3 +34,18 @@ def test_binary_targets_make_leak_one_whatever_its_five_class_index():
 def test_unknown_mode_names_the_allowed_values():
     with pytest.raises(ValueError, match=r"\['binary', 'multiclass'\]"):
         mode_targets(["LEAK"], "ternary")
+
+
+@pytest.mark.parametrize(
+    "classes, problem",
+    [
+        (["NORMAL", "QUIET"], "must hold LEAK"),
+        (["LEAK"], "must hold LEAK and at least one other"),
+        (["LEAK", "CRACK"], "distinct names"),
+        (["LEAK", "LEAK"], "distinct names"),
+        ("LEAK,NORMAL", "must be a list"),
+    ],
+)
+def test_a_mode_class_list_needs_leak_and_another_known_class(classes, problem):
+    with pytest.raises(ValueError, match=problem):
+        check_mode_classes(classes)

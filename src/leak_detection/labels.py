@@ -78,6 +78,19 @@ def resolve_label_mapping(raw_labels: Iterable[str], label_mapping: Mapping[str,
     return resolved
 
 
+def check_mode_classes(classes: object) -> tuple[str, ...]:
+    """A mode's ``classes`` parameter: distinct class names, LEAK and at least one other."""
+    if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"must be a list of class names from {list(CLASS_NAMES)}, got {classes!r}")
+    names = tuple(c.upper() for c in classes)
+    unknown = sorted(set(names) - set(CLASS_NAMES))
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"must list distinct names from {list(CLASS_NAMES)}, got {list(classes)}")
+    if LEAK not in names or len(names) < 2:
+        raise ValueError(f"must hold LEAK and at least one other class, got {list(classes)}")
+    return names
+
+
 def mode_targets(class_labels: Iterable[str], mode: str) -> np.ndarray:
     """Targets in ``mode``'s output order for 5-class label names."""
     names = mode_class_names(mode)

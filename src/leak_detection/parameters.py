@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from leak_detection.front_end import FrontEndConfig
-from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES
+from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES, check_mode_classes
 from leak_detection.model_split import ON_MISMATCH
 from leak_detection.splits import check_split_ratios
 from leak_detection.trainer import TrainerConfig
@@ -131,6 +131,8 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
             continue
         if branch.get("mode") != mode:
             problems.append(f"{mode}.mode = {branch.get('mode')!r}: must be {mode!r} (the namespace's own mode)")
+        if "classes" in branch:
+            problems += _check_config(f"{mode}.classes", lambda b=branch: check_mode_classes(b["classes"]))
         if "training" in branch:
             problems += _check_config(f"{mode}.training", lambda b=branch: TrainerConfig.from_params(b["training"]))
         for block, rules in BLOCK_RULES.items():

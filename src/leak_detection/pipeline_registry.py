@@ -22,12 +22,23 @@ from leak_detection.pipelines import (
 MODES = ("binary", "multiclass")
 SHARED_DATASETS = {"recordings_index", "mel_features", "inbox"}
 """Outputs of the shared part that every mode reads under their own (unprefixed) name."""
+SHARED_PARAMETERS = {"params:data_source"}
+"""Run-wide parameters that every mode reads under their own (unprefixed) name."""
 
 
 def _instantiate(templates: list[Pipeline], modes: tuple[str, ...] = MODES) -> Pipeline:
     """Each template once per mode, its datasets and parameters prefixed with the mode."""
     return sum(
-        (Pipeline(t, namespace=mode, inputs=SHARED_DATASETS & t.inputs()) for mode in modes for t in templates),
+        (
+            Pipeline(
+                t,
+                namespace=mode,
+                inputs=SHARED_DATASETS & t.inputs(),
+                parameters=SHARED_PARAMETERS & t.inputs(),
+            )
+            for mode in modes
+            for t in templates
+        ),
         Pipeline([]),
     )
 

@@ -1,37 +1,115 @@
 """Turn the shared 5-class recordings index into one mode's targets and class counts.
 
 The namespace (``binary`` or ``multiclass``) is the only difference between the two
-instances; the mode's output order comes from ``leak_detection.labels``.
+instances. Each mode trains on the classes its ``classes`` parameter lists; a listed
+class with no training recordings is left out of that mode with one warning (the
+multiclass model then has no output for it) rather than stopping the run: a field store
+without QUIET must still train both modes, and binary never needed QUIET.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from leak_detection.labels import LEAK, leak_output_idx, mode_class_names, mode_targets
+from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK, check_mode_classes
 from leak_detection.splits import SPLITS
 
 logger = logging.getLogger(__name__)
 
 
-def file_targets(recordings_index: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """Each file's target in this mode's output order (binary: LEAK = 1, the rest 0)."""
-    names = mode_class_names(mode)
-    targets = mode_targets(recordings_index["label"], mode)
+@dataclass(frozen=True)
+class ModeClasses:
+    """Which recording classes a mode trains on, and its output names in order."""
+
+    used: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    def target_of(self, label: str) -> int:
+        if self.output_names == (NOLEAK, LEAK):
+            return int(label == LEAK)
+        return self.output_names.index(label)
+
+
+def _advice(data_source: dict[str, Any] | None) -> str:
+    store = (data_source or {}).get("feature_store")
+    if store:
+        return (
+            f"the labels come from the feature store {store} (its /labels and label_names): rebuild it with "
+            "recordings of the missing classes, or train from recordings"
+        )
+    return (
+        "add recordings of those classes to the recordings folder (a folder named after the class, or manifest "
+        "labels mapped to it in label_mapping)"
+    )
+
+
+def mode_classes(
+    recordings_index: pd.DataFrame, mode: str, classes: list[str], data_source: dict[str, Any] | None
+) -> ModeClasses:
+    """The listed classes that have training recordings; LEAK and one other are required."""
+    listed = check_mode_classes(classes)
+    counts = pd.crosstab(recordings_index["label"], recordings_index["split"]).reindex(
+        index=list(listed), columns=list(SPLITS), fill_value=0
+    )
+    used = tuple(c for c in listed if counts.at[c, "train"] > 0)
+    dropped = [c for c in listed if c not in used]
+    if dropped:
+        logger.warning(
+            "%s: classes %s have no training recordings (files per split: %s); they are left out of this mode%s",
+            mode,
+            dropped,
+            {c: counts.loc[c].to_dict() for c in dropped},
+            "" if mode == "binary" else " and the model has no output for them",
+        )
+    if LEAK not in used or len(used) < 2:
+        raise ValueError(
+            f"{mode}: the training split must hold LEAK and at least one other of the classes {list(listed)}; "
+            f"files per class and split: {counts.to_dict(orient='index')}. To fix it, {_advice(data_source)}"
+        )
+    return ModeClasses(used, (NOLEAK, LEAK) if mode == "binary" else used)
+
+
+def file_targets(
+    recordings_index: pd.DataFrame,
+    mode: str,
+    classes: list[str] = CLASS_NAMES,
+    data_source: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Each used file's target in this mode's output order (binary: LEAK = 1, the rest 0)."""
+    plan = mode_classes(recordings_index, mode, classes, data_source)
+    kept = recordings_index[recordings_index["label"].isin(plan.used)]
+    if len(kept) < len(recordings_index):
+        left_out = recordings_index.loc[~recordings_index["label"].isin(plan.used), "label"].value_counts()
+        logger.warning(
+            "%s: %d files of classes this mode does not use are left out: %s",
+            mode,
+            int(left_out.sum()),
+            left_out.to_dict(),
+        )
+    targets = [plan.target_of(label) for label in kept["label"]]
     return pd.DataFrame(
         {
-            "file_id": recordings_index["file_id"],
-            "group": recordings_index["group"],
-            "split": recordings_index["split"],
-            "n_long_segments": recordings_index["n_long_segments"],
-            "label": recordings_index["label"],
+            "file_id": kept["file_id"].to_numpy(),
+            "group": kept["group"].to_numpy(),
+            "split": kept["split"].to_numpy(),
+            "n_long_segments": kept["n_long_segments"].to_numpy(),
+            "label": kept["label"].to_numpy(),
             "target": targets,
-            "target_name": [names[t] for t in targets],
+            "target_name": [plan.output_names[t] for t in targets],
         }
     )
+
+
+def output_names(file_targets: pd.DataFrame, mode: str) -> list[str]:
+    """The model's output names, in output order, as ``file_targets`` assigned them."""
+    if mode == "binary":
+        return [NOLEAK, LEAK]
+    pairs = sorted(set(zip(file_targets["target"], file_targets["target_name"], strict=True)))
+    return [name for _, name in pairs]
 
 
 def summarise_classes(file_targets: pd.DataFrame, mode: str) -> dict[str, Any]:
@@ -42,20 +120,16 @@ def summarise_classes(file_targets: pd.DataFrame, mode: str) -> dict[str, Any]:
     pull equally; ``leak_pos_weight`` (``n_neg / n_pos``) is SPEC's weight for the
     leak-vs-rest auxiliary loss.
     """
-    names = list(mode_class_names(mode))
+    names = output_names(file_targets, mode)
     counts = (
         pd.crosstab(file_targets["target_name"], file_targets["split"])
         .reindex(index=names, columns=list(SPLITS), fill_value=0)
         .astype(int)
     )
-    train = counts["train"]
-    empty = [name for name in names if train[name] == 0]
-    if empty:
-        raise ValueError(
-            f"{mode}: classes {empty} have no recordings in the training split "
-            f"(files per class and split: {counts.to_dict()}); add recordings of those "
-            "classes or map their labels elsewhere in label_mapping"
-        )
+    unscored = {n: [s for s in ("validation", "test") if counts.at[n, s] == 0] for n in names}
+    unscored = {n: s for n, s in unscored.items() if s}
+    if unscored:
+        logger.warning("%s: classes with training but no %s recordings cannot be scored there", mode, unscored)
     training = file_targets[file_targets["split"] == "train"]
     segments = training.groupby("target_name")["n_long_segments"].sum().reindex(names).astype(int)
     n_segments = int(segments.sum())
@@ -63,9 +137,10 @@ def summarise_classes(file_targets: pd.DataFrame, mode: str) -> dict[str, Any]:
     summary = {
         "mode": mode,
         "class_names": names,
-        "leak_output_idx": leak_output_idx(mode),
+        "leak_output_idx": names.index(LEAK),
         "files_per_split": {split: int(counts[split].sum()) for split in SPLITS},
         "files_per_class": {split: {n: int(counts.at[n, split]) for n in names} for split in SPLITS},
+        "classes_without_validation_or_test_files": unscored,
         "train_long_segments_per_class": {n: int(segments[n]) for n in names},
         "class_weights": [n_segments / (len(names) * int(segments[n])) for n in names],
         "leak_pos_weight": (n_segments - leak_segments) / leak_segments,

@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=file_targets,
-                inputs=["recordings_index", "params:mode"],
+                inputs=["recordings_index", "params:mode", "params:classes", "params:data_source"],
                 outputs="file_targets",
                 name="file_targets_node",
             ),

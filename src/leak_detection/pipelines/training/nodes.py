@@ -16,7 +16,7 @@ import torch
 from leak_detection.decision_rules import DecisionRule, choose_decision_rule
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.inference import predict_segments
-from leak_detection.labels import CLASS_NAMES, LEAK, leak_output_idx, mode_class_names
+from leak_detection.labels import CLASS_NAMES, LEAK
 from leak_detection.model import LeakCNNMulti, param_count, state_dict_sha256
 from leak_detection.model_split import dataset_fingerprint, split_file_ids, split_sha256
 from leak_detection.scoring import EVAL_METHOD, long_segment_scores
@@ -26,20 +26,22 @@ from leak_detection.trainer import LeakLoss, TrainerConfig, fit
 logger = logging.getLogger(__name__)
 
 
-def _check_classes(class_summary: dict, mode: str) -> None:
-    names = list(mode_class_names(mode))
-    if class_summary.get("class_names") != names:
+def _class_names(class_summary: dict, mode: str) -> list[str]:
+    names = list(class_summary.get("class_names") or [])
+    if class_summary.get("mode") != mode or LEAK not in names or len(names) < 2:
         raise ValueError(
-            f"{mode}: class_summary lists classes {class_summary.get('class_names')}, expected {names}; "
-            "rebuild it with `kedro run --pipelines data_indexing`"
+            f"{mode}: class_summary.json is not this mode's (mode {class_summary.get('mode')!r}, classes {names}); "
+            "rebuild it with `kedro run --pipelines data_indexing` (or `train_from_store` for a store)"
         )
+    return names
 
 
 def validation_decision_rule(
-    model: LeakCNNMulti, validation: SegmentSource, names: list[str], mode: str, batch_size: int
+    model: LeakCNNMulti, validation: SegmentSource, names: list[str], batch_size: int
 ) -> tuple[DecisionRule, list[dict[str, Any]]]:
     """The best model's file decision rule, chosen on validation (``leak_detection.decision_rules``)."""
-    predictions = predict_segments(model, validation.ordered_blocks(), leak_output_idx(mode), batch_size=batch_size)
+    leak_idx = names.index(LEAK)
+    predictions = predict_segments(model, validation.ordered_blocks(), leak_idx, batch_size=batch_size)
     n_short = validation.n_short
     return choose_decision_rule(
         long_segment_scores(predictions.leak_probability, n_short),
@@ -47,7 +49,7 @@ def validation_decision_rule(
         validation.local_offsets,
         [names[t] for t in validation.file_targets],
         names,
-        leak_output_idx(mode),
+        leak_idx,
     )
 
 
@@ -60,8 +62,7 @@ def train_model(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], pd.DataFrame]:
     """The best model of the run (by validation file-level leak F1), its metadata and the epoch log."""
     config = TrainerConfig.from_params(training)
-    _check_classes(class_summary, mode)
-    names = list(mode_class_names(mode))
+    names = _class_names(class_summary, mode)
     budget = int(config.memory_budget_mb * 2**20)
     train = SegmentSource.for_split(mel_features, file_targets, "train", budget)
     validation = SegmentSource.for_split(mel_features, file_targets, "validation", budget)
@@ -73,7 +74,7 @@ def train_model(
     fingerprint = dataset_fingerprint(mel_features, file_targets)
     logger.info("%s: LeakCNNMulti(n_classes=%d), %d parameters", mode, len(names), param_count(model))
 
-    result = fit(model, train, validation, loss_fn, leak_output_idx(mode), config, fingerprint, label=f"{mode}: ")
+    result = fit(model, train, validation, loss_fn, names.index(LEAK), config, fingerprint, label=f"{mode}: ")
     logger.info(
         "%s: best validation file-level leak F1 %.3f at epoch %d (threshold %.2f); %d epochs, %.0f s, %.0f samples/s",
         mode,
@@ -85,7 +86,7 @@ def train_model(
         result.samples_per_second,
     )
     model.load_state_dict(result.best_state)
-    rule, _ = validation_decision_rule(model.cpu(), validation, names, mode, config.eval_batch_size)
+    rule, _ = validation_decision_rule(model.cpu(), validation, names, config.eval_batch_size)
     logger.info("%s: decision rule chosen on validation: %s", mode, rule.describe())
     split_ids = split_file_ids(file_targets)
     meta = {
@@ -103,7 +104,7 @@ def train_model(
         "trainer_cfg": config.to_dict(),
         # Added: what a deployment needs to reproduce the training-time behaviour.
         "mode": mode,
-        "leak_output_idx": leak_output_idx(mode),
+        "leak_output_idx": names.index(LEAK),
         "threshold": rule.threshold,
         "decision_score": rule.score,
         "threshold_source": "validation sweep 0.10..0.90 step 0.05: best file-level leak F1 (binary), best mean "
