@@ -18,6 +18,7 @@ from kedro.io import DatasetError
 from leak_detection.demo_recordings import demo_is_complete, generate_demo_recordings
 from leak_detection.parameters import validate_parameters
 from leak_detection.pipelines.mode_comparison.nodes import MODES, compare_modes, stale_report
+from leak_detection.store_contract import check_store, require_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +123,21 @@ class ModeComparisonHook:
         catalog.save("mode_comparison", comparison)
         catalog.save("mode_comparison_report", report)
         logger.info("mode_comparison updated after %s was re-evaluated", ", ".join(evaluated))
+
+
+class StoreContractHook:
+    """Check the feature store a run reads before any node runs (``leak_detection.store_contract``).
+
+    A store built elsewhere used to train for minutes and then fail in the plots; now
+    a store that cannot be trained from stops the run at once, naming every problem,
+    and one line says what else the store can serve.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline, catalog) -> None:
+        if "mel_features" not in pipeline.inputs():
+            return
+        path = str(getattr(catalog["mel_features"], "_filepath", "mel_features"))
+        mapping = catalog.load("params:label_mapping") if catalog.exists("params:label_mapping") else {}
+        uses = require_trainable(check_store(catalog.load("mel_features"), path, mapping))
+        (logger.info if uses.has_time_axis and uses.front_end_reproducible else logger.warning)("%s", uses.summary())

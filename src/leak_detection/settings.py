@@ -6,9 +6,17 @@ from leak_detection.hooks import (
     ModeComparisonHook,
     ModelVersionHook,
     ParameterCheckHook,
+    StoreContractHook,
 )
 
-HOOKS = (ParameterCheckHook(), DemoRecordingsHook(), FeatureStoreGuardHook(), ModelVersionHook(), ModeComparisonHook())
+HOOKS = (
+    ParameterCheckHook(),
+    DemoRecordingsHook(),
+    FeatureStoreGuardHook(),
+    ModelVersionHook(),
+    ModeComparisonHook(),
+    StoreContractHook(),
+)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

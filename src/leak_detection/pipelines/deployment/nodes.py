@@ -13,6 +13,7 @@ from leak_detection.feature_store import MelFeatureStore
 from leak_detection.model import model_from_state
 from leak_detection.onnx_export import export_onnx, parity
 from leak_detection.segment_batches import SegmentSource
+from leak_detection.store_contract import front_end_problem
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,22 @@ def _results_table(evaluation_metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _front_end_limit(model_meta: dict[str, Any]) -> str:
+    config = model_meta["feature_config"]
+    problem = model_meta.get("front_end_problem") or front_end_problem(config)
+    if problem:
+        return (
+            f"- Trained on a store whose features this project cannot compute from audio: {problem}. "
+            "`leak-detect predict` cannot serve this model; score new data with features made by that same "
+            "front end, or train on recordings."
+        )
+    return (
+        f"- Recordings shorter than {config['long_segment'] / config['sample_rate']:.2f} s are refused; "
+        f"everything is resampled to {config['sample_rate']} Hz, so energy above "
+        f"{config['sample_rate'] // 2} Hz is not seen."
+    )
+
+
 def _check_same_model(model_meta: dict[str, Any], evaluation_metrics: dict[str, Any]) -> None:
     scored = evaluation_metrics.get("model_state_dict_sha256")
     if scored is not None and scored != model_meta["state_dict_sha256"]:
@@ -122,7 +139,7 @@ def model_card(
         f"weights SHA-256 `{model_meta['state_dict_sha256']}`",
         f"- Outputs: {classes}; LEAK is output {model_meta['leak_output_idx']}"
         + ("; plus a leak-vs-rest logit (`leak_aux_logit`)" if mode == "multiclass" else ""),
-        f"- Parameters: {model_meta['param_count']:,}; input `[batch, 1, {config['n_mels']}, 1]` log-mel "
+        f"- Parameters: {model_meta['param_count']:,}; input `[batch, 1, {config.get('n_mels', 'n_mels')}, 1]` log-mel "
         "(normalisation inside the model)",
         f"- Decision rule (chosen on validation): {evaluation_metrics['decision_rule']['description']}. "
         "The leak probability of a segment is "
@@ -169,9 +186,7 @@ def model_card(
         "",
         "## Known limits",
         "",
-        f"- Recordings shorter than {config['long_segment'] / config['sample_rate']:.2f} s are refused; "
-        f"everything is resampled to {config['sample_rate']} Hz, so energy above "
-        f"{config['sample_rate'] // 2} Hz is not seen.",
+        _front_end_limit(model_meta),
         "- The model has only seen the sites, sensors and pipe materials of its training data; on a new "
         "network, check a sample of its calls before trusting its rates. Per-site results are in "
         "`metrics.json` (`test_by_group`).",

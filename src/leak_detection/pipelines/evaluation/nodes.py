@@ -308,7 +308,7 @@ def evaluation_plots(
             {**scored, "long_scores": long_scores},
             rule,
             metrics["mode"],
-            config["long_hop"] / config["sample_rate"],
+            config["long_hop"] / config["sample_rate"] if {"long_hop", "sample_rate"} <= set(config) else None,
             int(evaluation["timeline_files_per_outcome"]),
         ),
     }

@@ -120,8 +120,8 @@ def file_outcomes(test: pd.DataFrame) -> pd.Series:
     )
 
 
-def _timeline_panel(ax, scores: np.ndarray, file: pd.Series, outcome: str, threshold: float, dt: float) -> None:
-    t = np.arange(scores.size) * dt
+def _timeline_panel(ax, scores: np.ndarray, file: pd.Series, outcome: str, threshold: float, dt: float | None) -> None:
+    t = np.arange(scores.size) * (dt or 1.0)
     ax.plot(t, scores, linewidth=1, marker="o" if scores.size == 1 else None)
     ax.fill_between(t, threshold, scores, where=scores >= threshold, alpha=0.3, color="tab:red")
     ax.axhline(threshold, color="k", linestyle="--", linewidth=0.8)
@@ -129,7 +129,7 @@ def _timeline_panel(ax, scores: np.ndarray, file: pd.Series, outcome: str, thres
     ax.set_title(
         f"{outcome}: {file['file_id']}\n{file['true_label']}, {file['fraction_over_threshold']:.0%} over", fontsize=8
     )
-    ax.set(xlabel="time (s)", ylabel="score")
+    ax.set(xlabel="time (s)" if dt else "long segment (time not available for this store)", ylabel="score")
 
 
 def timeline_figure(
@@ -137,7 +137,7 @@ def timeline_figure(
     scored_test: dict[str, Any],
     rule: Any,
     mode: str,
-    seconds_per_long_hop: float,
+    seconds_per_long_hop: float | None,
     per_outcome: int,
 ) -> Figure:
     """Long-segment scores over time for a few test files of each outcome that occurred."""

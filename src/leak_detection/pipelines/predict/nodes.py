@@ -24,8 +24,21 @@ from leak_detection.labels import LEAK, NOLEAK
 from leak_detection.model import model_from_state
 from leak_detection.decision_rules import DecisionRule, decide_files, is_binary
 from leak_detection.scoring import long_segment_scores
+from leak_detection.store_contract import front_end_problem
 
 logger = logging.getLogger(__name__)
+
+
+def _front_end(model_meta: dict[str, Any]) -> FrontEndConfig:
+    problem = model_meta.get("front_end_problem") or front_end_problem(model_meta["feature_config"])
+    if problem:
+        raise ValueError(
+            f"{model_meta.get('mode')} model {model_meta.get('model_version')} was trained on a feature store this "
+            f"project cannot reproduce from audio: {problem}. predict needs features made by that same front end. "
+            "Train a model on recordings (`kedro run --pipelines train_both --params recordings_dir=PATH`) or on a "
+            "store built by this project to classify new recordings"
+        )
+    return FrontEndConfig.from_params(model_meta["feature_config"])
 
 
 def predict_recordings(
@@ -39,7 +52,7 @@ def predict_recordings(
     A recording that cannot be used gets a row with its error; the others are scored.
     """
     network = model_from_state(model, model_meta)
-    config = FrontEndConfig.from_params(model_meta["feature_config"])
+    config = _front_end(model_meta)
     class_names = list(model_meta["class_names"])
     # An operator may trade precision for recall; by default the validated rule as it is.
     rule = DecisionRule.from_meta(model_meta, predict.get("threshold"))

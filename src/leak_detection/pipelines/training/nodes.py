@@ -21,6 +21,7 @@ from leak_detection.model import LeakCNNMulti, param_count, state_dict_sha256
 from leak_detection.model_split import dataset_fingerprint, split_file_ids, split_sha256
 from leak_detection.scoring import EVAL_METHOD, long_segment_scores
 from leak_detection.segment_batches import SegmentSource
+from leak_detection.store_contract import front_end_problem
 from leak_detection.trainer import LeakLoss, TrainerConfig, fit
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def train_model(
         "of leak F1 and macro F1 (multiclass)",
         "early_stopping_threshold": result.best_threshold,
         "feature_config": mel_features.feature_config,
+        "front_end_problem": front_end_problem(mel_features.feature_config, mel_features.segments_mel.shape),
         "param_count": param_count(model),
         "dataset_fingerprint": fingerprint,
         "split_files": {s: len(ids) for s, ids in split_ids.items()},
