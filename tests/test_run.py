@@ -134,6 +134,22 @@ def test_predict_gives_exactly_the_decisions_evaluation_gave(project, tiny_recor
         np.testing.assert_allclose(predicted["fraction_over_threshold"], test["fraction_over_threshold"])
         np.testing.assert_allclose(predicted["mean_leak_score"], test["mean_leak_score"], atol=1e-6)
         assert (predicted["error"] == "").all()
+        # Recordings like the training data are mostly familiar (the threshold flags about 1 % of
+        # validation files; with 5 test files of unseen sensors, one may be flagged).
+        np.testing.assert_allclose(predicted["unfamiliarity"], test["unfamiliarity"], rtol=1e-5)
+        assert (predicted["unfamiliar"].astype(str) == "True").mean() < 0.5
+
+
+def test_a_recording_unlike_the_training_data_is_flagged_unfamiliar(project, tmp_path):
+    rate = 8000
+    t = np.arange(rate * 4) / rate
+    sf.write(tmp_path / "whistle.wav", 0.5 * np.sin(2 * np.pi * 1000 * t), rate)
+    output = tmp_path / "out.csv"
+    result = CliRunner().invoke(console.main, ["predict", str(tmp_path / "whistle.wav"), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    predicted = pd.read_csv(output, keep_default_na=False)
+    assert str(predicted.loc[0, "unfamiliar"]) == "True"
+    assert "1 of 1 recordings sound unlike the model's training data" in result.output
 
 
 def test_the_console_command_scores_good_files_and_reports_broken_ones(project, tmp_path):

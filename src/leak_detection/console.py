@@ -16,9 +16,18 @@ import click
 import pandas as pd
 
 import leak_detection
+from leak_detection.familiarity import unfamiliar_advice
 
 PROJECT_ENV = "LEAK_DETECTION_PROJECT"
-TABLE_COLUMNS = ["file", "decision", "predicted_class", "mean_leak_score", "fraction_over_threshold", "error"]
+TABLE_COLUMNS = [
+    "file",
+    "decision",
+    "predicted_class",
+    "mean_leak_score",
+    "fraction_over_threshold",
+    "unfamiliar",
+    "error",
+]
 
 
 def _is_project(path: Path) -> bool:
@@ -113,6 +122,9 @@ def predict(
         f"{(table['decision'] == 'LEAK').sum()} LEAK, {(table['decision'] == 'NOLEAK').sum()} NOLEAK, "
         f"{(table['error'] != '').sum()} not readable; written to {output_path}"
     )
+    n_unfamiliar = int((table.get("unfamiliar", pd.Series(dtype=str)).astype(str) == "True").sum())
+    if n_unfamiliar:
+        click.echo(unfamiliar_advice(n_unfamiliar, int((table["error"] == "").sum())))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from leak_detection.familiarity import file_summaries
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.labels import LEAK
 
@@ -131,6 +132,11 @@ class SegmentSource:
         mean = total / count
         std = (total_sq / count - mean.square()).clamp_min(0).sqrt()
         return mean.float(), std.float()
+
+    def file_summaries(self) -> np.ndarray:
+        """Per file, per-band mean and std of its segments (``leak_detection.familiarity``)."""
+        blocks = (x for x, _, _ in self.ordered_blocks())
+        return file_summaries(blocks, self.long_per_file * self.n_short * self.n_frames, self.n_mels)
 
     def _blocks(self) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """``(starts, stops, first local long segment)`` of reads of at most one block."""

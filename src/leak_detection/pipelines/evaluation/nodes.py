@@ -25,6 +25,7 @@ from leak_detection.decision_rules import (
     long_rule_scores,
     macro_f1,
 )
+from leak_detection.familiarity import Familiarity
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.inference import predict_segments
 from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK
@@ -71,6 +72,7 @@ def score_segments(
             "long_class_probs": predictions.class_probabilities.reshape(-1, source.n_short, n_classes).mean(axis=1),
             "short_leak_probs": predictions.leak_probability,
             "n_short": source.n_short,
+            "file_summaries": source.file_summaries(),
         }
     return scored
 
@@ -166,8 +168,16 @@ def predict_files(
         if not is_binary(class_names):
             for k, name in enumerate(class_names):
                 table[f"p_{name}"] = decided.mean_class_probs[:, k]
-        tables.append(table)
+        tables.append(_with_familiarity(table, scored, model_meta))
     return pd.concat(tables, ignore_index=True)
+
+
+def _with_familiarity(table: pd.DataFrame, scored: dict[str, Any], model_meta: dict[str, Any]) -> pd.DataFrame:
+    familiarity = Familiarity.from_meta(model_meta)
+    if familiarity is None or "file_summaries" not in scored:
+        return table.assign(unfamiliarity=np.nan, unfamiliar=False)
+    distance = familiarity.unfamiliarity(scored["file_summaries"])
+    return table.assign(unfamiliarity=distance, unfamiliar=distance > familiarity.threshold)
 
 
 def _ranking(truth: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
@@ -258,6 +268,9 @@ def evaluation_metrics(
         "test": test_metrics,
         **_class_detail(test, list(model_meta["class_names"])),
         "test_by_group": _by_group(test),
+        "unfamiliar_files": {
+            split: int(predictions.loc[predictions["split"] == split, "unfamiliar"].sum()) for split in EVALUATED_SPLITS
+        },
         "training": {k: model_meta.get(k) for k in ("best_epoch", "epochs_run", "training_seconds", "param_count")},
     }
     logger.info("%s", headline(metrics))

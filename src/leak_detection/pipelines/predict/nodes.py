@@ -18,6 +18,7 @@ import torch
 
 from leak_detection.analysis_pool import analyse_files
 from leak_detection.datasets.recordings_dataset import RecordingCollection
+from leak_detection.familiarity import Familiarity, recording_summary, unfamiliar_advice
 from leak_detection.front_end import FrontEndConfig
 from leak_detection.inference import predict_segments
 from leak_detection.labels import LEAK, NOLEAK
@@ -41,6 +42,18 @@ def _front_end(model_meta: dict[str, Any]) -> FrontEndConfig:
     return FrontEndConfig.from_params(model_meta["feature_config"])
 
 
+def _flag_unfamiliar(table: pd.DataFrame, familiarity: Familiarity | None, model_meta: dict) -> pd.DataFrame:
+    if "unfamiliarity" not in table:
+        table["unfamiliarity"] = np.nan
+    table["unfamiliar"] = table["unfamiliarity"] > familiarity.threshold if familiarity else False
+    n_unfamiliar = int(table["unfamiliar"].sum())
+    if familiarity is None:
+        logger.info("%s: model %s predates familiarity statistics", model_meta.get("mode"), model_meta.get("model_version"))
+    elif n_unfamiliar:
+        logger.warning("%s", unfamiliar_advice(n_unfamiliar, int(table["error"].eq("").sum()), familiarity.threshold))
+    return table
+
+
 def predict_recordings(
     inbox: RecordingCollection,
     model: dict[str, torch.Tensor],
@@ -56,6 +69,7 @@ def predict_recordings(
     class_names = list(model_meta["class_names"])
     # An operator may trade precision for recall; by default the validated rule as it is.
     rule = DecisionRule.from_meta(model_meta, predict.get("threshold"))
+    familiarity = Familiarity.from_meta(model_meta)
     started = time.perf_counter()
     rows, features = [], []
     file_ids = list(inbox.table["file_id"])
@@ -73,6 +87,8 @@ def predict_recordings(
         }
         if reason is None:
             row["long_segments"] = analysed.features.shape[0]
+            summary = recording_summary(analysed.features)
+            row["unfamiliarity"] = familiarity.unfamiliarity(summary)[0] if familiarity else np.nan
             features.append(analysed.features)
         else:
             row["error"] = reason
@@ -106,6 +122,7 @@ def predict_recordings(
         if not is_binary(class_names):
             for k, name in enumerate(class_names):
                 table.loc[scored, f"p_{name}"] = decided.mean_class_probs[:, k]
+    table = _flag_unfamiliar(table, familiarity, model_meta)
     elapsed = time.perf_counter() - started
     logger.info(
         "%s: %d recordings in %.1f s (%.1f files/s): %d LEAK, %d NOLEAK, %d not readable",

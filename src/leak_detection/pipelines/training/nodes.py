@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from leak_detection.decision_rules import DecisionRule, choose_decision_rule
+from leak_detection.familiarity import fit_familiarity
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.inference import predict_segments
 from leak_detection.labels import CLASS_NAMES, LEAK
@@ -90,6 +91,7 @@ def train_model(
     rule, _ = validation_decision_rule(model.cpu(), validation, names, config.eval_batch_size)
     logger.info("%s: decision rule chosen on validation: %s", mode, rule.describe())
     split_ids = split_file_ids(file_targets)
+    familiarity = fit_familiarity(train.file_summaries(), validation.file_summaries())
     meta = {
         # The reference system's fields, as its users know them.
         "binary_mode": mode == "binary",
@@ -112,6 +114,7 @@ def train_model(
         "of leak F1 and macro F1 (multiclass)",
         "early_stopping_threshold": result.best_threshold,
         "feature_config": mel_features.feature_config,
+        "familiarity": familiarity.to_dict(),
         "front_end_problem": front_end_problem(mel_features.feature_config, mel_features.segments_mel.shape),
         "param_count": param_count(model),
         "dataset_fingerprint": fingerprint,
