@@ -8,6 +8,7 @@ from leak_detection.front_end import (
     count_long_segments,
     log_mel_segments,
     mel_filterbank,
+    normalise_levels,
     recording_features,
     resample,
 )
@@ -141,3 +142,28 @@ def test_block_resampling_equals_resampling_whole(rate):
     whole = resample(x, rate, 4096)
     assert streamed.shape == whole.shape
     np.testing.assert_allclose(streamed, whole, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [0.05, 20.0])
+def test_file_median_levels_do_not_move_when_a_recording_is_scaled(scale):
+    rng = np.random.default_rng(7)
+    samples = 0.01 * rng.normal(size=4096 * 3)
+    config = FrontEndConfig(level_normalisation="file_median")
+    np.testing.assert_allclose(
+        recording_features(samples * scale, 4096, config), recording_features(samples, 4096, config), atol=1e-3
+    )
+
+
+def test_band_median_levels_remove_a_fixed_spectral_tilt():
+    rng = np.random.default_rng(8)
+    features = rng.normal(-50, 3, size=(20, 3, 32, 1)).astype(np.float32)
+    tilted = features + np.linspace(-10, 10, 32)[None, None, :, None]
+    np.testing.assert_allclose(
+        normalise_levels(tilted, "band_median"), normalise_levels(features, "band_median"), atol=1e-4
+    )
+    assert normalise_levels(features, "none") is features
+
+
+def test_an_unknown_level_normalisation_is_refused():
+    with pytest.raises(ValueError, match="level_normalisation must be one of"):
+        FrontEndConfig(level_normalisation="loudness")

@@ -27,6 +27,8 @@ from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import LabelError, resolve_label_mapping
 
 TIME_KEYS = ("sample_rate", "long_segment", "long_hop")
+OPTIONAL_FRONT_END_KEYS = {"level_normalisation"}
+"""Added after stores were first written; absent means the value those stores were made with ("none")."""
 
 
 class StoreContractError(ValueError):
@@ -62,7 +64,7 @@ def front_end_problem(feature_config: dict[str, Any], store_shape: tuple[int, ..
         config = FrontEndConfig.from_params(feature_config)
     except (TypeError, ValueError) as exc:
         return f"its front end is not this project's ({exc})"
-    missing = sorted(set(FrontEndConfig.__dataclass_fields__) - set(feature_config))
+    missing = sorted(set(FrontEndConfig.__dataclass_fields__) - set(feature_config) - OPTIONAL_FRONT_END_KEYS)
     if missing:
         return f"its feature_config does not record {missing}, so the front end cannot be reproduced exactly"
     expected = (config.n_short, config.n_mels, config.n_frames)

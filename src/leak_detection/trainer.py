@@ -57,6 +57,8 @@ class TrainerConfig(ParamsConfig):
     checkpoint_dir: str = "data/06_models/checkpoints"
     keep_checkpoints: int = 3
     fresh_start: bool = False
+    augment_gain_db: float = 0.0
+    augment_tilt_db: float = 0.0
 
     def __post_init__(self) -> None:
         def bad(key: str, allowed: str) -> ValueError:
@@ -69,7 +71,8 @@ class TrainerConfig(ParamsConfig):
         for key in ("learning_rate", "memory_budget_mb"):
             if not getattr(self, key) > 0:
                 raise bad(key, "a number > 0")
-        for key in ("weight_decay", "warmup_epochs", "grad_clip", "leak_aux_weight"):
+        non_negative = ("weight_decay", "warmup_epochs", "grad_clip", "leak_aux_weight")
+        for key in (*non_negative, "augment_gain_db", "augment_tilt_db"):
             if not getattr(self, key) >= 0:
                 raise bad(key, "a number >= 0")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -98,8 +101,26 @@ class TrainerConfig(ParamsConfig):
             "dropout",
             "seed",
             "amp",
+            "augment_gain_db",
+            "augment_tilt_db",
         )
         return {k: getattr(self, k) for k in keep}
+
+
+def augment_levels(x: torch.Tensor, gain_db: float, tilt_db: float, generator: torch.Generator) -> torch.Tensor:
+    """Each segment as another sensor would have heard it: a gain and a spectral tilt.
+
+    Field sensors differ by tens of dB of gain and by their response's slope; drawing
+    both per training segment (uniform in +-gain_db, and +-tilt_db from the lowest to
+    the highest mel band) teaches the model that neither says anything about a leak.
+    """
+    if gain_db == 0 and tilt_db == 0:
+        return x
+    n, n_mels = x.shape[0], x.shape[2]
+    draws = torch.rand(n, 2, generator=generator) * 2 - 1
+    slope = torch.linspace(-0.5, 0.5, n_mels)
+    offset = draws[:, :1] * gain_db + draws[:, 1:] * tilt_db * slope
+    return x + offset.reshape(n, 1, n_mels, 1).to(x.device, x.dtype)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -263,6 +284,7 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
         # exactly what an uninterrupted one would have done.
         torch.manual_seed(config.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 100_019 + epoch)
+        augment_generator = torch.Generator().manual_seed(config.seed * 100_043 + epoch)
         model.train()
         started = time.perf_counter()
         # Running sums stay on the device: reading them every step would make a GPU
@@ -279,6 +301,7 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
             mininterval=1.0,
         )
         for x, y, leak in train.shuffled_batches(config.batch_size, generator):
+            x = augment_levels(x, config.augment_gain_db, config.augment_tilt_db, augment_generator)
             x, y, leak = x.to(device, non_blocking=True), y.to(device), leak.to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

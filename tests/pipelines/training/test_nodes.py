@@ -178,3 +178,17 @@ def test_two_runs_of_one_definition_give_identical_weights_and_metrics(tmp_path)
     assert history_a.equals(history_b)
     assert predictions_a.equals(predictions_b)
     assert metrics_a == metrics_b
+
+
+def test_level_augmentation_shifts_each_segment_by_a_gain_and_a_tilt_within_bounds():
+    from leak_detection.trainer import augment_levels
+
+    x = torch.zeros(500, 1, 32, 1)
+    out = augment_levels(x, 20.0, 6.0, torch.Generator().manual_seed(1))
+    again = augment_levels(x, 20.0, 6.0, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    mean_shift = out.mean(dim=(1, 2, 3))
+    assert mean_shift.abs().max() <= 20.0 and mean_shift.std() > 5.0
+    tilt = out[:, 0, -1, 0] - out[:, 0, 0, 0]
+    assert tilt.abs().max() <= 6.0 + 1e-5 and tilt.std() > 1.0
+    assert augment_levels(x, 0.0, 0.0, torch.Generator()) is x
