@@ -59,6 +59,7 @@ class TrainerConfig(ParamsConfig):
     fresh_start: bool = False
     augment_gain_db: float = 0.0
     augment_tilt_db: float = 0.0
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         def bad(key: str, allowed: str) -> ValueError:
@@ -79,6 +80,8 @@ class TrainerConfig(ParamsConfig):
             raise bad("min_lr_ratio", "in [0, 1]")
         if not 0 <= self.dropout < 1:
             raise bad("dropout", "in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            raise bad("label_smoothing", "in [0, 1)")
         if self.amp not in AMP_CHOICES:
             raise bad("amp", f"one of {list(AMP_CHOICES)}")
         if self.device != "auto":
@@ -103,6 +106,7 @@ class TrainerConfig(ParamsConfig):
             "amp",
             "augment_gain_db",
             "augment_tilt_db",
+            "label_smoothing",
         )
         return {k: getattr(self, k) for k in keep}
 
@@ -149,14 +153,23 @@ class LeakLoss(nn.Module):
     in binary mode was never true (SPEC defect 1).
     """
 
-    def __init__(self, class_weights: list[float], leak_aux_weight: float = 0.5, leak_pos_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        class_weights: list[float],
+        leak_aux_weight: float = 0.5,
+        leak_pos_weight: float = 1.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
+        self.label_smoothing = label_smoothing
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
         self.register_buffer("leak_pos_weight", torch.tensor([leak_pos_weight], dtype=torch.float32))
         self.leak_aux_weight = leak_aux_weight
 
     def forward(self, logits, aux, targets, is_leak) -> torch.Tensor:
-        loss = F.cross_entropy(logits.float(), targets, weight=self.class_weights)
+        loss = F.cross_entropy(
+            logits.float(), targets, weight=self.class_weights, label_smoothing=self.label_smoothing
+        )
         if aux is not None:
             loss = loss + self.leak_aux_weight * F.binary_cross_entropy_with_logits(
                 aux.float(), is_leak.float(), pos_weight=self.leak_pos_weight

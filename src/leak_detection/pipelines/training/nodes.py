@@ -72,7 +72,12 @@ def train_model(
     torch.manual_seed(config.seed)
     model = LeakCNNMulti(n_classes=len(names), n_mels=train.n_mels, dropout=config.dropout)
     model.set_normalisation(*train.mean_std())
-    loss_fn = LeakLoss(class_summary["class_weights"], config.leak_aux_weight, class_summary["leak_pos_weight"])
+    loss_fn = LeakLoss(
+        class_summary["class_weights"],
+        config.leak_aux_weight,
+        class_summary["leak_pos_weight"],
+        config.label_smoothing,
+    )
     fingerprint = dataset_fingerprint(mel_features, file_targets)
     logger.info("%s: LeakCNNMulti(n_classes=%d), %d parameters", mode, len(names), param_count(model))
 
