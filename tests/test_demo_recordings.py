@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from math import gcd
 from pathlib import Path
 
@@ -10,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from scipy import signal
+from scipy import signal, stats
 
 from leak_detection import demo_recordings
 from leak_detection.demo_recordings import DEMO_LABELS, demo_is_complete, generate_demo_recordings
 
 ANALYSIS_RATE = 4096
+ANALYSIS_BAND_HZ = (20.0, 2048.0)
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +31,25 @@ def small_demo(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def class_spectra(tmp_path_factory) -> pd.DataFrame:
-    """Per-recording level and 4096 Hz Welch spectrum of a ~100-recording generation."""
+    """Per-recording level, 4096 Hz Welch spectrum and sensor of a ~100-recording generation."""
     root = tmp_path_factory.mktemp("stats") / "demo"
     manifest = generate_demo_recordings(
         root, n_recordings=100, n_sites=3, sensors_per_site=4, seed=11, min_duration_s=1.5, max_duration_s=2.5
     )
     rows = []
-    for path, label in zip(manifest["path"], manifest["label"], strict=False):
-        samples, rate = sf.read(root / path, dtype="float64")
+    for recording in manifest.itertuples(index=False):
+        samples, rate = sf.read(root / recording.path, dtype="float64")
         at_analysis_rate = _resample(samples, rate)
         freqs, power = signal.welch(at_analysis_rate, ANALYSIS_RATE, nperseg=512)
+        in_band = (freqs >= ANALYSIS_BAND_HZ[0]) & (freqs <= ANALYSIS_BAND_HZ[1])
         rows.append(
             {
-                "label": label,
+                "label": recording.label,
+                "group": recording.group,
+                "sensor_kind": recording.sensor_kind,
+                "sensor_tilt_db_per_octave": recording.sensor_tilt_db_per_octave,
                 "rms_db": 20 * np.log10(np.sqrt(np.mean(samples**2))),
+                "band_db": 10 * np.log10(np.sum(power[in_band]) * freqs[1]),
                 "freqs": freqs,
                 "power": power,
             }
@@ -64,6 +71,13 @@ def _best_threshold_balanced_accuracy(values: np.ndarray, is_class: np.ndarray) 
     return best
 
 
+def _slope_db_per_octave(freqs: np.ndarray, power: np.ndarray) -> float:
+    """Level of 700-1400 Hz over 175-350 Hz, per octave (the two bands are two octaves apart)."""
+    high = power[(freqs >= 700) & (freqs <= 1400)].mean()
+    low = power[(freqs >= 175) & (freqs <= 350)].mean()
+    return 10 * np.log10(high / low) / 2
+
+
 def _no_leftover_siblings(target: Path) -> bool:
     return not [p for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.")]
 
@@ -82,7 +96,9 @@ def test_layout_and_manifest(small_demo):
         assert (root / path).is_file()
         assert parts[0] == label
         assert re.fullmatch(r"site\d{2}-sensor\d+", group)
-        assert group.startswith(parts[1] + "-") and parts[2].startswith(group + "-")
+        assert group.startswith(parts[1] + "-")
+        # Nothing in the name beyond the sensor and a shuffled number: not its kind, not its class.
+        assert re.fullmatch(re.escape(group) + r"-\d{4}\.wav", parts[2])
     assert manifest["group"].nunique() == 6
     # A sensor hears several classes over time, so group splits can still be stratified.
     assert manifest.groupby("group")["label"].nunique().min() >= 2
@@ -109,7 +125,20 @@ def test_demo_is_complete(small_demo, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "manifest.csv").write_text((root / "manifest.csv").read_text())
+    (copy / "DEMO_VERSION").write_text((root / "DEMO_VERSION").read_text())
     assert not demo_is_complete(copy)
+
+
+@pytest.mark.parametrize("marker", [None, "1\n", "garbage"])
+def test_a_demo_from_another_generator_version_counts_as_incomplete(small_demo, tmp_path, marker):
+    root, _ = small_demo
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    (old / "DEMO_VERSION").unlink()
+    if marker is not None:
+        (old / "DEMO_VERSION").write_text(marker)
+    # The project hook rebuilds the demo whenever this is false.
+    assert not demo_is_complete(old)
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
@@ -131,6 +160,57 @@ def test_loudness_alone_does_not_separate_classes(class_spectra):
     for label in DEMO_LABELS:
         is_class = (class_spectra["label"] == label).to_numpy()
         assert _best_threshold_balanced_accuracy(rms_db, is_class) < 0.8, label
+
+
+def test_sensors_span_at_least_25_db_of_gain_and_differ_in_tilt(class_spectra):
+    per_sensor_db = class_spectra.groupby("group")["band_db"].median()
+    assert per_sensor_db.max() - per_sensor_db.min() >= 25.0
+    assert class_spectra.groupby("group")["sensor_kind"].first().nunique() == 3
+
+    # The sensor's own floor is white, so QUIET recordings show the tilt alone (plus the mount).
+    quiet = class_spectra[class_spectra["label"] == "QUIET"]
+    measured = quiet.apply(lambda row: _slope_db_per_octave(row["freqs"], row["power"]), axis=1)
+    assert measured.max() - measured.min() > 4.0
+    assert stats.spearmanr(measured, quiet["sensor_tilt_db_per_octave"]).statistic > 0.7
+    by_kind = measured.groupby(quiet["sensor_kind"]).median()
+    assert by_kind["accelerometer"] > by_kind["hydrophone"] > by_kind["mems_microphone"]
+
+
+@pytest.mark.parametrize("db_per_octave", [-6.0, -2.5, 0.0, 3.0, 6.0])
+@pytest.mark.parametrize("rate", demo_recordings.SENSOR_SAMPLE_RATES)
+def test_tilt_filter_is_stable_flat_at_500_hz_and_keeps_its_slope_at_every_rate(db_per_octave, rate):
+    sos = demo_recordings._tilt_sos(db_per_octave, rate)
+    poles = np.concatenate([np.roots([1.0, *section[4:]]) for section in sos])
+    assert np.all(np.abs(poles) < 1.0)
+    octaves = np.array([125.0, 250.0, 500.0, 1000.0])
+    _, response = signal.sosfreqz(sos, worN=octaves, fs=rate)
+    level_db = 20 * np.log10(np.abs(response))
+    assert level_db[2] == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(np.diff(level_db), db_per_octave, atol=0.2 * abs(db_per_octave) + 0.05)
+
+
+@pytest.mark.parametrize("extreme", ["loudest", "quietest"])
+def test_at_the_extreme_gains_nothing_reaches_the_limiter_and_nothing_drowns_in_pcm_steps(
+    tmp_path, monkeypatch, extreme
+):
+    # Collapse every random gain onto its top (or bottom) end: the same signals, at the extreme level.
+    sign = 1.0 if extreme == "loudest" else -1.0
+    end = 1 if extreme == "loudest" else 0
+    shift = sign * (demo_recordings.SITE_GAIN_SPAN_DB + demo_recordings.RECORDING_GAIN_SPAN_DB)
+    monkeypatch.setattr(demo_recordings, "REFERENCE_LEVEL_DBFS", demo_recordings.REFERENCE_LEVEL_DBFS + shift)
+    monkeypatch.setattr(demo_recordings, "SITE_GAIN_SPAN_DB", 0.0)
+    monkeypatch.setattr(demo_recordings, "RECORDING_GAIN_SPAN_DB", 0.0)
+    kinds = {kind: ((gains[end], gains[end]), tilts) for kind, (gains, tilts) in demo_recordings.SENSOR_KINDS.items()}
+    monkeypatch.setattr(demo_recordings, "SENSOR_KINDS", kinds)
+    root = tmp_path / "demo"
+    manifest = generate_demo_recordings(
+        root, n_recordings=30, n_sites=2, sensors_per_site=3, seed=5, min_duration_s=2.0, max_duration_s=4.0
+    )
+    for path, label, rate in zip(manifest["path"], manifest["label"], manifest["sample_rate"], strict=False):
+        samples, _ = sf.read(root / path, dtype="float64")
+        if label != "RANDOM":  # knocks are meant to hit the limiter
+            assert np.max(np.abs(samples)) < demo_recordings.LIMITER_KNEE, path
+        assert 20 * np.log10(demo_recordings._band_rms(samples, rate)) > -85.0, path
 
 
 def test_leak_energy_over_background_lies_in_leak_band(class_spectra):

@@ -1,10 +1,26 @@
 """Deterministic synthetic pipe recordings: the project's built-in demo data.
 
 The main job has to run right after install with nothing to download, so this module
-synthesises a small field campaign instead: several sites, each with its own sensor
+synthesises a small field campaign instead: several sites, each with its own mount
 response, pipe and gain, and several sensors per site, each with a fixed sample rate.
 Every sensor records several of the five classes over time, and a manifest names the
 sensor of every recording as its group so that no sensor is split across train and test.
+
+Field sensors differ far more than sites do, and a model trained on one kind finds
+nothing with another: a demo-trained model once missed 15 of 15 real leaks whose
+mid-band sat 15-30 dB below the demo's. So every sensor is one of three kinds, dealt
+over the sensors, with its own gain and spectral tilt (dB per octave about 500 Hz,
+applied from 62.5 Hz to 2 kHz):
+
+- hydrophone: in the water, quiet (gain -20..-10 dB), nearly flat (-2..+1 dB/octave);
+- accelerometer: on the wall (-6..+4 dB), rising (+2..+6 dB/octave), since wall
+  acceleration grows with frequency at a given velocity;
+- MEMS microphone: preamplified, loud (+2..+12 dB), falling (-6..-1 dB/octave), since
+  the capsule hears the wall through its housing and air gap.
+
+The kinds cover 32 dB of gain (the default demo's 48 sensors span 29 dB). The kind is
+kept out of everything a model reads: file names and ``manifest.csv`` name only the
+site and the sensor number.
 
 The sounds follow the physics that leak detectors rely on, without pretending to be a
 field data set:
@@ -20,8 +36,11 @@ field data set:
 - MECHANICAL: a pump or motor: shaft rate 25-120 Hz with harmonics, blade-pass tone,
   slight speed wobble, sometimes cycling on and off.
 
-Every recording then gets a random gain independent of its class, so a detector has to
-learn spectra, not loudness.
+Every recording then gets a random gain independent of its class, on top of its sensor's
+and site's, so a detector has to learn spectra, not loudness.
+
+A ``DEMO_VERSION`` file marks the generator that wrote a folder; ``demo_is_complete``
+refuses a folder from another version so that an old demo is rebuilt.
 
 Examples:
     >>> from leak_detection.demo_recordings import demo_is_complete, generate_demo_recordings
@@ -56,16 +75,30 @@ DEMO_LABELS = CLASS_NAMES
 SENSOR_SAMPLE_RATES = (4096, 8000, 16000)
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ["path", "label", "group"]
+VERSION_FILE_NAME = "DEMO_VERSION"
+# Raise whenever the same arguments would give different files, so old demos get rebuilt.
+DEMO_FORMAT_VERSION = 2
 
 LEAK_SHARE = 0.30
 # Level of every recording is set on the band the analysis front end keeps (4096 Hz
 # resampling), so a 16 kHz sensor's out-of-band floor does not make its files quieter.
 ANALYSIS_BAND_HZ = (20.0, 2048.0)
-# -38 dBFS plus at most +21 dB of site and recording gain still leaves a Gaussian
-# signal's 5-sigma peaks below the limiter knee.
-REFERENCE_LEVEL_DBFS = -38.0
-SITE_GAIN_SPAN_DB = 6.0
-RECORDING_GAIN_SPAN_DB = 15.0
+# At most +24 dB of site, sensor and recording gain gives -20 dBFS in the band: the
+# peaks of every non-RANDOM demo recording, out-of-band floor and infrasonic flow noise
+# included, then stay below the limiter knee (measured: 0.3 dB to spare). The quietest
+# QUIET recording can sit at -80 dBFS, still a few PCM16 steps above zero.
+REFERENCE_LEVEL_DBFS = -44.0
+SITE_GAIN_SPAN_DB = 3.0
+RECORDING_GAIN_SPAN_DB = 9.0
+# (gain dB range, tilt dB/octave range) per kind; see the module docstring for why.
+SENSOR_KINDS = {
+    "hydrophone": ((-20.0, -10.0), (-2.0, 1.0)),
+    "accelerometer": ((-6.0, 4.0), (2.0, 6.0)),
+    "mems_microphone": ((2.0, 12.0), (-6.0, -1.0)),
+}
+TILT_PIVOT_HZ = 500.0
+# Outside this band the tilt levels off, so no sensor boosts DC or the anti-aliasing edge.
+TILT_BAND_HZ = (62.5, 2000.0)
 # Field QUIET recordings are somewhat softer on average; the offset is kept far inside
 # the gain span so the level distributions of all classes still overlap.
 CLASS_LEVEL_OFFSET_DB = {"QUIET": -4.0}
@@ -104,10 +137,21 @@ class _Sensor:
     site: _Site
     number: int
     sample_rate: int
+    kind: str
+    gain_db: float
+    tilt_db_per_octave: float
+    _response_sos: list[np.ndarray] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def group(self) -> str:
         return f"{self.site.name}-sensor{self.number}"
+
+    def response_sos(self) -> np.ndarray:
+        """The site's mount response and this sensor's tilt, at the sensor's rate."""
+        if not self._response_sos:
+            tilt = _tilt_sos(self.tilt_db_per_octave, self.sample_rate)
+            self._response_sos.append(np.vstack([self.site.response_sos(self.sample_rate), tilt]))
+        return self._response_sos[0]
 
 
 @dataclass(frozen=True)
@@ -132,14 +176,15 @@ def generate_demo_recordings(
 
     Layout: ``<target_dir>/<LABEL>/<site>/<site>-sensor<K>-<NNNN>.wav`` (PCM_16 WAV) and
     ``<target_dir>/manifest.csv`` with columns ``path,label,group`` (path relative to
-    ``target_dir``, group = the sensor). The folder is built next to ``target_dir`` and
-    renamed into place, so a crash never leaves a half-written demo behind.
+    ``target_dir``, group = the sensor), and ``<target_dir>/DEMO_VERSION``. The folder
+    is built next to ``target_dir`` and renamed into place, so a crash never leaves a
+    half-written demo behind.
 
     Args:
         target_dir: folder to create.
         n_recordings: number of recordings; about 30% LEAK, the rest split evenly.
-        n_sites: sites, each with its own sensor response, pipe and gain.
-        sensors_per_site: sensors per site; each is one group.
+        n_sites: sites, each with its own mount response, pipe and gain.
+        sensors_per_site: sensors per site; each is one group, with its own kind, gain and tilt.
         seed: the same arguments give byte-identical files.
         min_duration_s: shortest recording.
         max_duration_s: longest recording; durations lean towards the short end.
@@ -149,7 +194,9 @@ def generate_demo_recordings(
         The manifest, one row per recording in file order, with extra columns
         ``site``, ``sample_rate``, ``duration_s``, ``background``, ``snr_db`` (leak to
         background power in the analysis band before the sensor response; NaN for
-        non-leaks), ``pipe_material`` and ``pipe_diameter_mm``.
+        non-leaks), ``pipe_material``, ``pipe_diameter_mm``, ``sensor_kind``,
+        ``sensor_gain_db`` and ``sensor_tilt_db_per_octave``; none of these is written
+        to disk, so a model cannot learn them.
 
     Raises:
         FileExistsError: ``target_dir`` exists and ``overwrite`` is false.
@@ -184,6 +231,7 @@ def generate_demo_recordings(
             rows.append(_write_recording(staging, planned, seed, width, min_duration_s, max_duration_s))
         manifest = pd.DataFrame(rows)
         manifest[MANIFEST_COLUMNS].to_csv(staging / MANIFEST_NAME, index=False, lineterminator="\n")
+        (staging / VERSION_FILE_NAME).write_text(f"{DEMO_FORMAT_VERSION}\n")
         size_bytes = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
         _move_into_place(staging, target, overwrite)
     except BaseException:
@@ -202,11 +250,14 @@ def generate_demo_recordings(
 
 
 def demo_is_complete(target_dir: str | os.PathLike) -> bool:
-    """True when ``target_dir/manifest.csv`` lists at least one file and all of them exist."""
+    """True when ``target_dir`` was written by this generator version, and its
+    ``manifest.csv`` lists at least one file and all of them exist."""
     root = Path(target_dir)
     try:
+        if (root / VERSION_FILE_NAME).read_text().strip() != str(DEMO_FORMAT_VERSION):
+            return False
         manifest = pd.read_csv(root / MANIFEST_NAME, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError):
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return False
     if not set(MANIFEST_COLUMNS).issubset(manifest.columns) or manifest.empty:
         return False
@@ -258,11 +309,25 @@ def _lay_out_sensors(seed: int, n_sites: int, sensors_per_site: int) -> list[_Se
     # Rates are dealt rather than drawn: any two sensors already have two rates to resample.
     n_sensors = n_sites * sensors_per_site
     rates = rng.permutation([SENSOR_SAMPLE_RATES[i % len(SENSOR_SAMPLE_RATES)] for i in range(n_sensors)])
-    return [
-        _Sensor(site=site, number=k + 1, sample_rate=int(rates[s * sensors_per_site + k]))
-        for s, site in enumerate(sites)
-        for k in range(sensors_per_site)
-    ]
+    # Kinds are dealt too, so that even a small demo mixes quiet and loud, rising and falling sensors.
+    kind_names = list(SENSOR_KINDS)
+    kinds = rng.permutation([kind_names[i % len(kind_names)] for i in range(n_sensors)])
+    sensors = []
+    for s, site in enumerate(sites):
+        for k in range(sensors_per_site):
+            kind = str(kinds[s * sensors_per_site + k])
+            gain_range, tilt_range = SENSOR_KINDS[kind]
+            sensors.append(
+                _Sensor(
+                    site=site,
+                    number=k + 1,
+                    sample_rate=int(rates[s * sensors_per_site + k]),
+                    kind=kind,
+                    gain_db=float(rng.uniform(*gain_range)),
+                    tilt_db_per_octave=float(rng.uniform(*tilt_range)),
+                )
+            )
+    return sensors
 
 
 def _draw_site(rng: np.random.Generator, name: str, material: str) -> _Site:
@@ -333,6 +398,9 @@ def _write_recording(
         "snr_db": details.get("snr_db", np.nan),
         "pipe_material": sensor.site.pipe_material,
         "pipe_diameter_mm": round(sensor.site.pipe_diameter_mm, 1),
+        "sensor_kind": sensor.kind,
+        "sensor_gain_db": round(sensor.gain_db, 2),
+        "sensor_tilt_db_per_octave": round(sensor.tilt_db_per_octave, 2),
     }
 
 
@@ -379,15 +447,28 @@ def _synthesise(
     else:
         raise ValueError(f"unknown demo label {label!r}")
 
-    recorded = signal.sosfilt(site.response_sos(fs), mix)
+    recorded = _through_sensor(sensor.response_sos(), mix, fs)
     level_dbfs = (
         REFERENCE_LEVEL_DBFS
         + site.gain_db
+        + sensor.gain_db
         + CLASS_LEVEL_OFFSET_DB.get(label, 0.0)
         + rng.uniform(-RECORDING_GAIN_SPAN_DB, RECORDING_GAIN_SPAN_DB)
     )
     recorded *= _db(level_dbfs) / _band_rms(recorded, fs)
     return _to_pcm16(_soft_limit(recorded)), details
+
+
+def _through_sensor(sos: np.ndarray, mix: np.ndarray, fs: int) -> np.ndarray:
+    """``mix`` as the sensor records it, its filters settled as if it had been running."""
+    # Starting the filters from rest on the first sample clicks: flow noise wanders far
+    # below the high-pass, and a steep tilt turns that step into a spike 20 dB over the
+    # RMS. A mirrored lead-in of 0.25 s (five time constants of the slowest high-pass)
+    # keeps the level continuous while the filters settle.
+    lead = min(len(mix) - 1, int(0.25 * fs))
+    padded = np.concatenate([mix[lead:0:-1], mix])
+    recorded, _ = signal.sosfilt(sos, padded, zi=signal.sosfilt_zi(sos) * padded[0])
+    return recorded[lead:]
 
 
 def _sensor_floor(rng: np.random.Generator, n: int, fs: int, freqs: np.ndarray) -> np.ndarray:
@@ -641,6 +722,28 @@ def _sensor_response_sos(response: dict[str, float], fs: int) -> np.ndarray:
         signal.butter(4, min(response["bandwidth_hz"], nyquist_margin), btype="lowpass", fs=fs, output="sos"),
     ]
     return np.vstack(sections)
+
+
+def _tilt_sos(db_per_octave: float, fs: int) -> np.ndarray:
+    """A slope of ``db_per_octave`` over ``TILT_BAND_HZ``, 0 dB at ``TILT_PIVOT_HZ``.
+
+    One real zero and pole per octave, each pair rising (or falling) by the slope across
+    its octave, so the slope holds within about 1 dB per octave from 125 Hz to 1 kHz and
+    levels off towards the band edges; five octaves cost three second-order sections.
+    Poles are placed by the matched z-transform: always inside the unit circle, and
+    unlike a prewarped bilinear design it does not steepen the slope next to Nyquist at
+    4096 Hz, so a sensor's tilt hardly depends on its rate.
+    """
+    low_hz, high_hz = TILT_BAND_HZ
+    n_octaves = round(np.log2(high_hz / low_hz))
+    centres_hz = low_hz * 2.0 ** (np.arange(n_octaves) + 0.5)
+    half_ratio = 10.0 ** (db_per_octave / 40.0)
+    zeros = np.exp(-2 * np.pi * centres_hz / half_ratio / fs)
+    poles = np.exp(-2 * np.pi * centres_hz * half_ratio / fs)
+    sos = signal.zpk2sos(zeros, poles, 1.0)
+    _, pivot_gain = signal.sosfreqz(sos, worN=[TILT_PIVOT_HZ], fs=fs)
+    sos[0, :3] /= np.abs(pivot_gain[0])
+    return sos
 
 
 def _peaking_sos(f0_hz: float, gain_db: float, q: float, fs: int) -> np.ndarray:

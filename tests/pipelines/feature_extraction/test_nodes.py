@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,7 +75,9 @@ def test_an_unmapped_label_stops_before_any_audio_is_read(tmp_path, make_wav):
         label_recordings(recordings, {"CRACK": "LEAK"})
 
 
-def test_index_has_one_row_per_featurised_file_with_its_split(tmp_path, make_wav):
+@pytest.fixture
+def ten_group_store(tmp_path, make_wav):
+    """30 one-second files in groups g0..g9 of three, one per class LEAK, NORMAL, QUIET."""
     for i in range(30):
         label = ["LEAK", "NORMAL", "QUIET"][i % 3]
         make_wav(tmp_path / label / f"g{i // 3}" / f"{i}.wav", seconds=1.0, seed=i)
@@ -86,10 +90,35 @@ def test_index_has_one_row_per_featurised_file_with_its_split(tmp_path, make_wav
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
     recordings = RecordingsDataset(path=tmp_path).load()
     store, rejected = extract_features(recordings, label_recordings(recordings, {}), FRONT_END, {})
-    index = index_recordings(store, SPLITS)
     assert rejected.empty
+    return store
+
+
+def test_index_has_one_row_per_featurised_file_with_its_split(ten_group_store):
+    index = index_recordings(ten_group_store, SPLITS)
     assert list(index.columns) == ["file_id", "label", "group", "duration_s", "sample_rate", "n_long_segments", "split"]
     assert len(index) == 30
     assert set(index["split"]) == {"train", "validation", "test"}
     assert (index.groupby("group")["split"].nunique() == 1).all()
     assert (index["n_long_segments"] == 7).all()
+
+
+def test_an_empty_holdout_gives_the_same_index_as_none(ten_group_store):
+    pd.testing.assert_frame_equal(
+        index_recordings(ten_group_store, {**SPLITS, "holdout_sites": []}), index_recordings(ten_group_store, SPLITS)
+    )
+
+
+def test_held_out_groups_are_the_test_split_and_are_logged_in_one_line(ten_group_store, caplog):
+    with caplog.at_level(logging.INFO, logger="leak_detection.pipelines.feature_extraction.nodes"):
+        index = index_recordings(ten_group_store, {**SPLITS, "holdout_sites": ["g1", "g[23]"]})
+    held = index["group"].isin(["g1", "g2", "g3"])
+    assert (index.loc[held, "split"] == "test").all()
+    assert set(index.loc[~held, "split"]) == {"train", "validation"}
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Held out")]
+    assert lines == ["Held out 3 group(s) matching ['g1', 'g[23]'] as the test split, 9 files: g1, g2, g3"]
+
+
+def test_a_holdout_pattern_matching_no_group_stops_the_index_naming_it(ten_group_store):
+    with pytest.raises(ValueError, match=r"\['site01-\*'\] match no group; groups available: g0, g1"):
+        index_recordings(ten_group_store, {**SPLITS, "holdout_sites": ["site01-*"]})

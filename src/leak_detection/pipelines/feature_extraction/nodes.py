@@ -21,7 +21,7 @@ from leak_detection.datasets.recordings_dataset import RecordingCollection
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import CLASS_NAMES, resolve_label_mapping
-from leak_detection.splits import assign_splits
+from leak_detection.splits import assign_splits, holdout_groups
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +175,8 @@ def index_recordings(mel_features: MelFeatureStore, splits: dict[str, Any]) -> p
     """One row per featurised recording, with its split.
 
     Built from the store alone, so a store made elsewhere can be trained from.
+    ``splits`` holds ``ratios``, ``seed`` and optionally ``holdout_sites``: group
+    patterns whose groups all go to test (see ``leak_detection.splits``).
     """
     label_names = mel_features.label_names
     index = pd.DataFrame(
@@ -187,7 +189,19 @@ def index_recordings(mel_features: MelFeatureStore, splits: dict[str, Any]) -> p
             "n_long_segments": mel_features.long_segments_per_file(),
         }
     )
-    index["split"] = assign_splits(index["label"], index["group"], splits["ratios"], int(splits["seed"]))
+    holdout_sites = splits.get("holdout_sites", [])
+    index["split"] = assign_splits(
+        index["label"], index["group"], splits["ratios"], int(splits["seed"]), holdout_sites=holdout_sites
+    )
+    if holdout_sites:
+        held = holdout_groups(index["group"], holdout_sites)
+        logger.info(
+            "Held out %d group(s) matching %s as the test split, %d files: %s",
+            len(held),
+            holdout_sites,
+            int(index["group"].isin(held).sum()),
+            ", ".join(held),
+        )
     summary = pd.crosstab(index["label"], index["split"]).reindex(columns=["train", "validation", "test"], fill_value=0)
     logger.info("Files per class and split:\n%s", summary.to_string())
     return index
