@@ -90,3 +90,14 @@ def test_a_full_front_end_config_that_matches_the_shape_is_reproducible():
     config = asdict(FrontEndConfig())
     assert front_end_problem(config, (10, 3, 32, 1)) is None
     assert "shape" in front_end_problem(config, (10, 3, 64, 1))
+
+
+def test_store_label_names_go_through_label_mapping(project, tmp_path):
+    from leak_detection.pipelines.feature_extraction.nodes import index_recordings
+
+    store, _ = synthetic_store()
+    store.label_names = ["LEAK", "NORMAL", "HISS", "RANDOM", "MECHANICAL"]
+    assert not check_store(store, "s.h5", {"HISS": "QUIET"}).training_problems
+    splits = {"ratios": {"train": 0.6, "validation": 0.2, "test": 0.2}, "seed": 1}
+    index = index_recordings(store, splits, {"HISS": "QUIET"})
+    assert "QUIET" in set(index["label"]) and "HISS" not in set(index["label"])

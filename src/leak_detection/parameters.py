@@ -14,7 +14,7 @@ from typing import Any
 from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES, check_mode_classes
 from leak_detection.model_split import ON_MISMATCH
-from leak_detection.splits import check_split_ratios
+from leak_detection.splits import check_holdout_sites, check_split_ratios
 from leak_detection.trainer import TrainerConfig
 from leak_detection.uncertainty import BootstrapSettings
 
@@ -121,6 +121,8 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
     if "splits" in params:
         splits = params["splits"] or {}
         problems += _check_config("splits.ratios", lambda: check_split_ratios(splits.get("ratios") or {}))
+        if "holdout_sites" in splits:
+            problems += _check_config("splits.holdout_sites", lambda: check_holdout_sites(splits["holdout_sites"]))
         if (allowed := _int_at_least(0)(splits.get("seed"))) is not None:
             problems.append(f"splits.seed = {splits.get('seed')!r}: must be {allowed}")
     if "mode_comparison" in params:

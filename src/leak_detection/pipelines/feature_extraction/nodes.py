@@ -171,14 +171,18 @@ class _SeenAudio:
         return f"conflict: the same audio as {first_id}, which is labelled {first_label}"
 
 
-def index_recordings(mel_features: MelFeatureStore, splits: dict[str, Any]) -> pd.DataFrame:
+def index_recordings(
+    mel_features: MelFeatureStore, splits: dict[str, Any], label_mapping: dict[str, str] | None = None
+) -> pd.DataFrame:
     """One row per featurised recording, with its split.
 
-    Built from the store alone, so a store made elsewhere can be trained from.
+    Built from the store alone, so a store made elsewhere can be trained from; its
+    label names go through ``label_mapping`` as folder names do (``HISS: LEAK``).
     ``splits`` holds ``ratios``, ``seed`` and optionally ``holdout_sites``: group
     patterns whose groups all go to test (see ``leak_detection.splits``).
     """
-    label_names = mel_features.label_names
+    mapping = resolve_label_mapping(mel_features.label_names, label_mapping or {})
+    label_names = [mapping[name] for name in mel_features.label_names]
     index = pd.DataFrame(
         {
             "file_id": mel_features.file_ids,

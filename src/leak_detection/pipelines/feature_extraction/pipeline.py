@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=index_recordings,
-                inputs=["mel_features", "params:splits"],
+                inputs=["mel_features", "params:splits", "params:label_mapping"],
                 outputs="recordings_index",
                 name="index_recordings_node",
             ),
