@@ -140,6 +140,25 @@ def test_predict_gives_exactly_the_decisions_evaluation_gave(project, tiny_recor
         assert (predicted["unfamiliar"].astype(str) == "True").mean() < 0.5
 
 
+def test_decisions_do_not_move_when_recordings_are_scaled_by_0_05_or_20(project, tiny_recordings, tmp_path):
+    evaluated = pd.read_csv(project / "data/08_reporting/binary/file_predictions.csv")
+    files = sorted(evaluated.loc[evaluated["split"] == "test", "file_id"])
+    scores = {}
+    for scale in (1.0, 0.05, 20.0):
+        folder = tmp_path / f"x{scale}"
+        for f in files:
+            samples, rate = sf.read(tiny_recordings / f)
+            (folder / f).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(folder / f, samples * scale, rate, subtype="FLOAT")  # float: x20 must not clip
+        output = tmp_path / f"x{scale}.csv"
+        result = CliRunner().invoke(console.main, ["predict", str(folder), "--output", str(output)])
+        assert result.exit_code == 0, result.output
+        scores[scale] = pd.read_csv(output, keep_default_na=False).sort_values("file").reset_index(drop=True)
+    for scale in (0.05, 20.0):
+        assert (scores[scale]["decision"] == scores[1.0]["decision"]).all()
+        np.testing.assert_allclose(scores[scale]["mean_leak_score"], scores[1.0]["mean_leak_score"], atol=0.02)
+
+
 def test_a_recording_unlike_the_training_data_is_flagged_unfamiliar(project, tmp_path):
     rate = 8000
     t = np.arange(rate * 4) / rate
