@@ -109,7 +109,8 @@ def test_comparison_refuses_models_that_share_no_test_file():
 
 def test_settling_size_grows_as_the_difference_shrinks():
     wide = {"difference": 0.05, "interval": [-0.1, 0.2]}
-    assert files_to_settle(40, wide) == 40 * 9
+    assert files_to_settle(40, wide) == 40 * 9  # reach to zero's side 0.15 = 3 x the difference
+    assert files_to_settle(40, {"difference": -0.05, "interval": [-0.3, 0.05]}) == 40 * 4
     assert files_to_settle(40, {"difference": 0.0, "interval": [0.0, 0.0]}) is None
 
 

@@ -79,12 +79,16 @@ def _mode_row(metrics: dict[str, Any], test: pd.DataFrame, settings: BootstrapSe
 
 
 def files_to_settle(n_files: int, difference: dict[str, Any]) -> int | None:
-    """Test files at which an interval this wide, shrinking as 1/sqrt(n), would exclude the observed difference."""
-    interval, observed = difference["interval"], abs(difference["difference"])
+    """Test files at which the interval, shrinking as 1/sqrt(n), would no longer reach zero.
+
+    Uses the interval's reach on zero's side of the estimate (bootstrap intervals are
+    not symmetric): that reach must shrink below the observed difference.
+    """
+    interval, observed = difference["interval"], difference["difference"]
     if interval is None or observed == 0:
         return None
-    half_width = (interval[1] - interval[0]) / 2
-    return max(n_files + 1, math.ceil(round(n_files * (half_width / observed) ** 2, 6)))
+    reach = observed - interval[0] if observed > 0 else interval[1] - observed
+    return max(n_files + 1, math.ceil(round(n_files * (reach / abs(observed)) ** 2, 6)))
 
 
 def verdict(differences: dict[str, dict[str, Any]], n_files: int) -> tuple[str | None, str]:
