@@ -41,6 +41,7 @@ class Option:
     augment_gain_db: float = 0.0
     augment_tilt_db: float = 0.0
     extra_training: dict[str, Any] = field(default_factory=dict)
+    extra_front_end: dict[str, Any] = field(default_factory=dict)
 
 
 OPTIONS = (
@@ -55,6 +56,7 @@ OPTIONS = (
         augment_tilt_db=6.0,
         extra_training={"label_smoothing": 0.1},
     ),
+    Option("file median, 64 mel bands", level_normalisation="file_median", extra_front_end={"n_mels": 64}),
 )
 
 
@@ -72,13 +74,13 @@ FULL = Scale(360, 6, 8, ("site02*", "site05*"), epochs=12, patience=4)
 QUICK = Scale(60, 4, 3, ("site02*",), epochs=2, patience=2)
 
 
-def _store(recordings_dir: Path, level_normalisation: str):
+def _store(recordings_dir: Path, level_normalisation: str, extra_front_end: dict[str, Any]):
     from leak_detection.datasets import RecordingsDataset
     from leak_detection.front_end import FrontEndConfig
     from leak_detection.pipelines.feature_extraction.nodes import extract_features, label_recordings
 
     recordings = RecordingsDataset(path=recordings_dir).load()
-    front_end = FrontEndConfig(level_normalisation=level_normalisation).to_dict()
+    front_end = FrontEndConfig(level_normalisation=level_normalisation, **extra_front_end).to_dict()
     store, _ = extract_features(recordings, label_recordings(recordings, {}), front_end, {"strict": False})
     return store
 
@@ -127,7 +129,7 @@ def choose_default(rows: dict[str, dict]) -> str:
     return max(eligible, key=lambda name: (eligible[name]["out_of_site"]["f1"], eligible[name]["out_of_site"]["roc_auc"]))
 
 
-def run(scale: Scale, recordings_dir: Path | None) -> dict:
+def run(scale: Scale, recordings_dir: Path | None, only: list[str] | None = None) -> dict:
     from leak_detection.demo_recordings import generate_demo_recordings
 
     results: dict = {"scale": scale.__dict__, "rule": DEFAULT_RULE, "options": {}}
@@ -143,10 +145,13 @@ def run(scale: Scale, recordings_dir: Path | None) -> dict:
             )
         stores = {}
         for option in OPTIONS:
+            if only and option.name not in only:
+                continue
             print(f"[cross_site] {option.name} ...", file=sys.stderr, flush=True)
-            if option.level_normalisation not in stores:
-                stores[option.level_normalisation] = _store(recordings_dir, option.level_normalisation)
-            store = stores[option.level_normalisation]
+            key = (option.level_normalisation, tuple(sorted(option.extra_front_end.items())))
+            if key not in stores:
+                stores[key] = _store(recordings_dir, option.level_normalisation, option.extra_front_end)
+            store = stores[key]
             ratios = {"train": 0.7, "validation": 0.2, "test": 0.1}
             in_site = {"ratios": ratios, "seed": 42, "holdout_sites": []}
             out_of_site = {"ratios": ratios, "seed": 42, "holdout_sites": list(scale.holdout_sites)}
@@ -181,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny demo and 2 epochs: a smoke run")
     parser.add_argument("--recordings", type=Path, help="an existing demo-like recordings folder")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--only", nargs="+", metavar="OPTION", help="run only these options (names as in the table)")
     args = parser.parse_args(argv)
-    results = run(QUICK if args.quick else FULL, args.recordings)
+    results = run(QUICK if args.quick else FULL, args.recordings, args.only)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(table(results))
