@@ -31,3 +31,12 @@ def test_the_common_field_rates_take_the_vectorised_path_and_the_awkward_ones_ke
     assert all(resampler(rate).use_matmul for rate in (8000, 16000, 48000))
     # 44.1 kHz: up 1024, down 11025: a common window would do ~50x the work; 12288 Hz: decimation by 3.
     assert not resampler(44100).use_matmul and not resampler(12288).use_matmul
+
+
+def test_an_odd_rate_keeps_scipy_without_building_the_matrix_it_would_not_use():
+    # 48001 Hz: up 4096, down 48001; the matrix would be 790 MB and ~200x the work.
+    window = _anti_aliasing_filter(4096, 48001)
+    resampler = PolyphaseResampler(4096, 48001, window)
+    assert not resampler.use_matmul and resampler.nbytes == window.nbytes
+    x = np.random.default_rng(0).normal(size=48001)
+    np.testing.assert_allclose(resampler(x), resample_poly(x, 4096, 48001, window=window), atol=1e-5)

@@ -18,11 +18,26 @@ from typing import Any
 import torch
 
 from leak_detection.atomic_files import atomic_path
+from leak_detection.model import non_finite_tensors
 
 logger = logging.getLogger(__name__)
 
 LAST = "last.pth"
 EPOCH_PATTERN = re.compile(r"^epoch_(\d{3,})\.pth$")
+RESUME_KEYS = (
+    "epoch",
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "best",
+    "epochs_without_improvement",
+    "history",
+    "train_seconds",
+    "rng",
+    "compatibility",
+)
+"""What one checkpoint holds; resuming reads every one of them."""
 
 
 class CheckpointFolder:
@@ -55,10 +70,14 @@ class CheckpointFolder:
             raise ValueError("not a training checkpoint (no epoch)")
         return checkpoint
 
-    def load_compatible(self, compatibility: dict[str, Any]) -> dict[str, Any] | None:
+    def load_compatible(
+        self, compatibility: dict[str, Any], model_state: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, Any] | None:
         """The checkpoint to resume from, or ``None`` (with the reason in the log).
 
-        ``last.pth`` first; if it is unreadable, the newest intact ``epoch_NNN.pth``.
+        ``last.pth`` first; if it is unreadable, lacks part of a checkpoint, or its
+        weights do not fit ``model_state`` (the model about to resume: same keys and
+        shapes, all finite), the newest intact ``epoch_NNN.pth``.
         """
         candidates = [self.folder / LAST, *self.epoch_files()]
         if not any(p.exists() for p in candidates):
@@ -82,6 +101,11 @@ class CheckpointFolder:
                     ", ".join(differences),
                 )
                 return None
+            misfit = _misfit(checkpoint, model_state)
+            if misfit:
+                # A last.pth with an extra weight crashed every re-run in load_state_dict.
+                logger.warning("Checkpoint %s does not fit this model (%s); trying an older one", path, misfit)
+                continue
             logger.info("Resuming from %s (epoch %d done)", path, checkpoint["epoch"])
             return checkpoint
         logger.warning("No intact checkpoint in %s: starting fresh", self.folder)
@@ -109,6 +133,27 @@ class CheckpointFolder:
 def _save(checkpoint: dict[str, Any], path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
+
+
+def _misfit(checkpoint: dict[str, Any], model_state: dict[str, torch.Tensor] | None) -> str | None:
+    """Why resuming from ``checkpoint`` would fail or resume NaN weights, or None."""
+    missing = [key for key in RESUME_KEYS if key not in checkpoint]
+    if missing:
+        return f"it lacks {missing}"
+    saved = checkpoint["model"]
+    if not isinstance(saved, dict) or not all(isinstance(t, torch.Tensor) for t in saved.values()):
+        return "its 'model' is not a state_dict"
+    if model_state is not None:
+        extra, absent = sorted(set(saved) - set(model_state)), sorted(set(model_state) - set(saved))
+        if extra:
+            return f"extra weights {extra[:3]}"
+        if absent:
+            return f"missing weights {absent[:3]}"
+        reshaped = [k for k, t in model_state.items() if tuple(saved[k].shape) != tuple(t.shape)]
+        if reshaped:
+            return f"weights {reshaped[:3]} have other shapes"
+    bad = non_finite_tensors(saved)
+    return f"weights {bad[:3]} hold NaN or infinity" if bad else None
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ import pandas as pd
 
 import leak_detection
 from leak_detection.familiarity import unfamiliar_advice
+from leak_detection.predictions_output import FORCE_PARAM, PredictionsOutputError, check_predictions_output
 
 PROJECT_ENV = "LEAK_DETECTION_PROJECT"
 TABLE_COLUMNS = [
@@ -58,6 +59,17 @@ def find_project(explicit: str | None) -> Path:
     )
 
 
+def _checked_output(output: Path | None, project_path: Path, mode: str, force: bool, paths: tuple[Path, ...]) -> Path:
+    """Where the predictions go, refused (exit 2) before any model is loaded when it is unsafe."""
+    if output is None:
+        output = project_path / f"data/07_model_output/{mode}/predictions.csv"
+        output.parent.mkdir(parents=True, exist_ok=True)  # the project's own folder, as `kedro run` makes it
+    try:
+        return check_predictions_output(output, project_path, force=force, recordings=paths)
+    except PredictionsOutputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--output") from exc
+
+
 @click.group()
 def main() -> None:
     """Acoustic leak detection with the models trained by this project."""
@@ -87,6 +99,12 @@ def main() -> None:
     help="Where to write the predictions CSV. Default: data/07_model_output/<mode>/predictions.csv in the project.",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing --output file that is not a predictions CSV. Models (data/06_models) and the "
+    "recordings being classified are never overwritten.",
+)
+@click.option(
     "--project",
     envvar=PROJECT_ENV,
     default=None,
@@ -94,7 +112,12 @@ def main() -> None:
     "above it, else the folder the package was installed from.",
 )
 def predict(
-    paths: tuple[Path, ...], mode: str, model_version: str | None, output: Path | None, project: str | None
+    paths: tuple[Path, ...],
+    mode: str,
+    model_version: str | None,
+    output: Path | None,
+    force: bool,
+    project: str | None,
 ) -> None:
     """Classify the recordings in PATHS (audio files, or folders searched recursively).
 
@@ -108,8 +131,12 @@ def predict(
     project_path = find_project(project)
     bootstrap_project(project_path)
     logging.getLogger("kedro").setLevel(logging.WARNING)
-    output_path = (output or project_path / f"data/07_model_output/{mode}/predictions.csv").resolve()
-    runtime_params = {"inbox_dir": [str(p.resolve()) for p in paths], "predictions_output": str(output_path)}
+    output_path = _checked_output(output, project_path, mode, force, paths)
+    runtime_params = {
+        "inbox_dir": [str(p.resolve()) for p in paths],
+        "predictions_output": str(output_path),
+        FORCE_PARAM: force,
+    }
     load_versions = {f"{mode}.model": model_version, f"{mode}.model_meta": model_version} if model_version else None
     with KedroSession.create(project_path=project_path, runtime_params=runtime_params) as session:
         session.run(pipeline_names=["predict"], namespaces=[mode], load_versions=load_versions)

@@ -17,6 +17,39 @@ import numpy as np
 FORMAT_VERSION = 2
 """Version 1 is the replaced system's fixed-shape layout; 2 is the ragged layout."""
 
+FINITE_CHECK_ROWS = 8192
+"""Long segments checked for NaN and infinity at a time (about 3 MB of float32 with the defaults)."""
+FILES_NAMED = 5
+"""Files named in a message about bad features; the rest are counted."""
+
+
+def non_finite_in(block: np.ndarray) -> np.ndarray:
+    """Per long segment of ``block``: does it hold a NaN or an infinity?"""
+    flat = np.ascontiguousarray(block).reshape(len(block), -1)
+    if flat.dtype == np.float16:
+        # numpy's isfinite on float16 is 7x slower than this: an all-ones exponent
+        # is exactly a NaN or an infinity.
+        bad = (flat.view(np.uint16) & 0x7C00) == 0x7C00
+    else:
+        bad = ~np.isfinite(flat)
+    return bad.any(axis=1) if bad.any() else np.zeros(len(flat), dtype=bool)
+
+
+def non_finite_rows(segments: Any, block_rows: int = FINITE_CHECK_ROWS) -> np.ndarray:
+    """Indices of the long segments of ``segments`` that hold a NaN or an infinity.
+
+    Read a block at a time, so the check never holds a second full-size array. An
+    array-like that reads from disk may do the reading itself (``H5Rows.non_finite_rows``).
+    """
+    own_reader = getattr(segments, "non_finite_rows", None)
+    if own_reader is not None:
+        return own_reader(block_rows)
+    found = [
+        start + np.flatnonzero(non_finite_in(np.asarray(segments[start : start + block_rows])))
+        for start in range(0, len(segments), block_rows)
+    ]
+    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+
 
 @dataclass
 class MelFeatureStore:
@@ -123,3 +156,22 @@ class MelFeatureStore:
             problems.append("file_ids are not unique")
         if problems:
             raise ValueError("inconsistent feature store: " + "; ".join(problems))
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        # A NaN in one file's features makes every training loss NaN from its first
+        # batch on, and the NaN model then won the "best" slot with F1 0.
+        bad_rows = non_finite_rows(self.segments_mel, FINITE_CHECK_ROWS)
+        if bad_rows.size == 0:
+            return
+        files, counts = np.unique(np.searchsorted(self.file_offsets, bad_rows, side="right") - 1, return_counts=True)
+        per_file = self.long_segments_per_file()
+        named = ", ".join(
+            f"{self.file_ids[i]} ({n} of {per_file[i]} long segments)"
+            for i, n in zip(files[:FILES_NAMED], counts[:FILES_NAMED], strict=True)
+        )
+        more = f" and {len(files) - FILES_NAMED} more" if len(files) > FILES_NAMED else ""
+        raise ValueError(
+            f"non-finite features (NaN or infinity) in {len(files)} of {self.n_files} files: {named}{more}. "
+            "Re-extract those recordings or remove them from the store; nothing can be trained or scored on them"
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +27,13 @@ LONG_SEGMENT_CHUNK = 8192
 """Long segments computed per step, so that an hour-long recording stays in bounded memory."""
 RESAMPLE_CHUNK = 1 << 18
 """Input samples resampled per step when a recording arrives in blocks."""
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+"""Recording rates accepted (Hz): what acoustic leak sensors, hydrophones and audio
+interfaces record at. The anti-aliasing filter grows with the rate (160 bytes per Hz
+for a rate prime to the target), so a corrupt header claiming megahertz is refused
+rather than designed for."""
+RESAMPLER_CACHE_BYTES = 64 << 20
+"""Memory the resamplers kept between files may hold (each common rate needs about 1 MB)."""
 
 
 LEVEL_NORMALISATIONS = ("none", "file_median", "band_median")
@@ -138,16 +146,31 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarra
     return resample_poly(np.asarray(samples, dtype=np.float64), target_rate // g, orig_rate // g)
 
 
-@lru_cache(maxsize=16)
 def _anti_aliasing_filter(up: int, down: int) -> np.ndarray:
-    """``resample_poly``'s own Kaiser low-pass, designed once per rate pair (not per file)."""
+    """``resample_poly``'s own Kaiser low-pass (``20 * max(up, down) + 1`` taps)."""
     half_len = 10 * max(up, down)
     return firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
 
 
-@lru_cache(maxsize=16)
+_resamplers: OrderedDict[tuple[int, int], PolyphaseResampler] = OrderedDict()
+
+
 def _polyphase(up: int, down: int) -> PolyphaseResampler:
-    return PolyphaseResampler(up, down, _anti_aliasing_filter(up, down))
+    """The resampler of a rate pair, designed once per pair (not per file).
+
+    The cache is bounded by bytes, not entries: an odd rate's filter alone is
+    about 160 bytes per Hz, so sixteen entries of them held gigabytes.
+    """
+    key = (int(up), int(down))
+    if key in _resamplers:
+        _resamplers.move_to_end(key)
+        return _resamplers[key]
+    resampler = PolyphaseResampler(up, down, _anti_aliasing_filter(up, down))
+    if resampler.nbytes <= RESAMPLER_CACHE_BYTES:
+        _resamplers[key] = resampler
+        while sum(r.nbytes for r in _resamplers.values()) > RESAMPLER_CACHE_BYTES:
+            _resamplers.popitem(last=False)
+    return resampler
 
 
 class StreamResampler:
@@ -348,8 +371,12 @@ def analyse_recording(blocks: Iterable[np.ndarray], sample_rate: int, config: Fr
     signal (the replaced code's defect 6). Neither the audio nor the resampled signal
     is ever held whole: an hour-long recording at 48 kHz is processed in bounded memory.
     """
-    if sample_rate <= 0:
-        return AnalysedRecording(None, 0, sample_rate, "", f"invalid sample rate {sample_rate}")
+    if sample_rate != config.sample_rate and not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        reason = (
+            f"unsupported sample rate {sample_rate} Hz: recordings must be between {MIN_SAMPLE_RATE} "
+            f"and {MAX_SAMPLE_RATE} Hz (a corrupt header, or a sensor this front end was not built for)"
+        )
+        return AnalysedRecording(None, 0, sample_rate, "", reason)
     digest = hashlib.sha256(str(sample_rate).encode())
     resampler = StreamResampler(sample_rate, config.sample_rate) if sample_rate != config.sample_rate else None
     log_mel = StreamLogMel(config)

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines
 from kedro.io import DatasetError
 
 from leak_detection.demo_recordings import demo_is_complete, generate_demo_recordings
-from leak_detection.parameters import validate_parameters
+from leak_detection.parameters import parameters_read, validate_parameters
 from leak_detection.pipelines.mode_comparison.nodes import MODES, compare_modes, stale_report
 from leak_detection.store_contract import check_store, require_trainable
 
@@ -76,11 +77,12 @@ class ModelVersionHook:
 
 
 class ParameterCheckHook:
-    """Stop a run with bad parameters before any node runs (see ``leak_detection.parameters``)."""
+    """Stop a run with bad or unread parameters before any node runs (see ``leak_detection.parameters``)."""
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        validate_parameters(context.params)
+        read = parameters_read(pipelines.values(), context.config_loader.conf_source)
+        validate_parameters(context.params, read)
 
 
 class ModeComparisonHook:

@@ -72,7 +72,7 @@ def resolve_label_mapping(raw_labels: Iterable[str], label_mapping: Mapping[str,
             f"recording labels {unmapped} are not classes and have no entry in the "
             f"label_mapping parameter. Labels found: {sorted(set(raw_labels))}. "
             f"Classes: {list(CLASS_NAMES)}. Current label_mapping: {dict(label_mapping)}. "
-            "Add the missing names to label_mapping in conf/base/parameters_data_indexing.yml "
+            "Add the missing names to label_mapping in conf/base/parameters_feature_extraction.yml "
             "(for example `CRACK: LEAK`)."
         )
     return resolved

@@ -231,23 +231,33 @@ def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def model_from_state(state_dict: dict[str, torch.Tensor], meta: dict) -> LeakCNNMulti:
-    """Rebuild a saved model in eval mode, refusing a meta that belongs to other weights.
+def non_finite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [
+        key
+        for key, tensor in state_dict.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
 
-    A model and a ``model_meta.json`` of different versions would pair a threshold
-    and class order with weights they were not made for, so the weights' hash in
-    the meta must match.
+
+def model_from_state(state_dict: dict[str, torch.Tensor], meta: dict) -> LeakCNNMulti:
+    """Rebuild a saved model in eval mode, refusing a meta that does not describe these weights.
+
+    The meta is checked field by field (``leak_detection.model_meta``): a model and a
+    ``model_meta.json`` of different versions, or a hand-edited threshold or class
+    order, would otherwise decide with numbers the weights were not made for. Weights
+    holding a NaN or an infinity are refused: every score they give is NaN.
     """
-    if meta.get("model_type") != "LeakCNNMulti":
-        raise ValueError(f"model_meta says model_type {meta.get('model_type')!r}; this project builds LeakCNNMulti")
-    expected = meta.get("state_dict_sha256")
-    actual = state_dict_sha256(state_dict)
-    if expected is not None and expected != actual:
+    # Imported here: model_meta needs state_dict_sha256 from this module.
+    from leak_detection.model_meta import check_model_meta
+
+    check_model_meta(meta, state_dict)
+    bad = non_finite_tensors(state_dict)
+    if bad:
         raise ValueError(
-            "the model weights and model_meta.json are from different versions "
-            f"(weights hash {actual[:12]}..., meta expects {expected[:12]}...); load both at the same version"
+            f"the model weights hold NaN or infinite values (in {', '.join(bad[:5])}); "
+            "this model cannot score anything: retrain it (see 'When things go wrong' in the README)"
         )
-    n_mels = int(meta.get("feature_config", {}).get("n_mels", 32))
-    model = LeakCNNMulti(n_classes=int(meta["num_classes"]), n_mels=n_mels)
+    model = LeakCNNMulti(n_classes=int(meta["num_classes"]), n_mels=int(meta["feature_config"].get("n_mels", 32)))
     model.load_state_dict(state_dict)  # strict: a mismatched checkpoint is an error, never a partial load
     return model.eval()

@@ -1,19 +1,27 @@
 """Every parameter checked once, before a run does any work.
 
 A bad value found only when its node runs would cost a feature extraction or a
-training run first; a misspelt key would silently fall back to a default. Each
-problem names the key and the values it allows, and all problems are reported
-together.
+training run first; a misspelt or misplaced key would silently fall back to a
+default (``--params epochs=1`` ran the 12-epoch default). Each problem names the
+key and the values it allows, or the keys it was probably meant to be, and all
+problems are reported together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import os
+import re
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES, check_mode_classes
 from leak_detection.model_split import ON_MISMATCH
+from leak_detection.predictions_output import FORCE_PARAM
 from leak_detection.splits import check_holdout_sites, check_split_ratios
 from leak_detection.trainer import TrainerConfig
 from leak_detection.uncertainty import BootstrapSettings
@@ -104,9 +112,95 @@ def _check_config(name: str, build: Callable[[], Any]) -> list[str]:
     return []
 
 
-def parameter_problems(params: dict[str, Any]) -> list[str]:
-    """Everything wrong with a run's parameters (empty when all is well)."""
+READ_OUTSIDE_NODES = frozenset({"demo_recordings", FORCE_PARAM})
+"""Keys no node takes as an input but a hook reads (``DemoRecordingsHook``, ``PredictionsOutputHook``)."""
+
+_RUNTIME_PARAM = re.compile(r"\$\{runtime_params:\s*([^,}\s]+)")
+
+
+def parameters_read(pipelines: Iterable[Any], conf_source: str | os.PathLike) -> set[str]:
+    """Every key a run can read: the pipelines' ``params:`` inputs, hook reads, runtime params in conf.
+
+    Kedro puts runtime params among the parameters too; without the ``${runtime_params:...}``
+    keys of the conf files, a valid ``--params recordings_dir=PATH`` would look unread.
+    """
+    node_inputs = {name.removeprefix("params:") for p in pipelines for name in p.inputs() if name.startswith("params:")}
+    conf_refs = {key for text in _conf_texts(Path(conf_source)) for key in _RUNTIME_PARAM.findall(text)}
+    return node_inputs | READ_OUTSIDE_NODES | conf_refs
+
+
+def _conf_texts(source: Path) -> Iterator[str]:
+    """The YAML files of a conf folder, or of the archive ``kedro package`` makes of one."""
+    if source.is_dir():
+        yield from (path.read_text(encoding="utf-8") for path in sorted(source.rglob("*.y*ml")))
+    elif zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            yield from (archive.read(n).decode() for n in archive.namelist() if n.endswith((".yml", ".yaml")))
+    elif source.is_file() and tarfile.is_tarfile(source):
+        with tarfile.open(source) as archive:
+            for member in archive:
+                if member.isfile() and member.name.endswith((".yml", ".yaml")):
+                    yield archive.extractfile(member).read().decode()
+
+
+def _unread_keys(params: dict[str, Any], read: set[str], prefix: str = "") -> list[str]:
+    """Dotted keys of ``params`` that neither ``read`` nor a parent in it covers."""
+    unread = []
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        # Top-level ``_name`` blocks only hold YAML anchors (``_training: &training``), as in Kedro's catalog.
+        if dotted in read or dotted.startswith("_"):
+            continue
+        if isinstance(value, dict) and any(r.startswith(f"{dotted}.") for r in read):
+            unread += _unread_keys(value, read, f"{dotted}.")
+        else:
+            unread += _leaf_keys(value, dotted)
+    return unread
+
+
+def _leaf_keys(value: Any, dotted: str) -> list[str]:
+    if not isinstance(value, dict) or not value:
+        return [dotted]
+    return [leaf for key, child in value.items() for leaf in _leaf_keys(child, f"{dotted}.{key}")]
+
+
+def _closest_keys(dotted: str, valid: set[str], limit: int = 4) -> list[str]:
+    """The same leaf under other parents (``epochs`` -> ``binary.training.epochs``), else near spellings."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        tail = ".".join(parts[-n:])
+        same_leaf = [k for k in valid if k.endswith(f".{tail}")]
+        if same_leaf:
+            return sorted(same_leaf, key=lambda k: -difflib.SequenceMatcher(None, dotted, k).ratio())[:limit]
+    return difflib.get_close_matches(dotted, sorted(valid), n=limit, cutoff=0.6)
+
+
+def unread_parameter_problems(params: dict[str, Any], read: set[str]) -> list[str]:
+    """One problem per key that no pipeline or hook reads, with the keys it was probably meant to be."""
+    valid = read | {leaf for key in read for leaf in _leaf_keys(_lookup(params, key), key)}
     problems = []
+    for dotted in _unread_keys(params, read):
+        guesses = _closest_keys(dotted, valid)
+        hint = f"did you mean {' or '.join(guesses)}?" if guesses else "see conf/base/parameters*.yml for the keys"
+        problems.append(f"{dotted}: no pipeline reads this key, so its value would be ignored; {hint}")
+    return problems
+
+
+def _lookup(params: dict[str, Any], dotted: str) -> Any:
+    node: Any = params
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def parameter_problems(params: dict[str, Any], read: set[str] | None = None) -> list[str]:
+    """Everything wrong with a run's parameters (empty when all is well).
+
+    With ``read`` (from ``parameters_read``), a key nothing reads is a problem too.
+    """
+    problems = [] if read is None else unread_parameter_problems(params, read)
     mapping = params.get("label_mapping") or {}
     if not isinstance(mapping, dict):
         problems.append("label_mapping: must be a mapping of raw label -> class")
@@ -147,8 +241,8 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
-def validate_parameters(params: dict[str, Any]) -> None:
-    problems = parameter_problems(params)
+def validate_parameters(params: dict[str, Any], read: set[str] | None = None) -> None:
+    problems = parameter_problems(params, read)
     if problems:
         raise ParameterError(
             "the run was stopped before doing any work because of bad parameters:\n  - " + "\n  - ".join(problems)

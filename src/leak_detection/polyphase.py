@@ -25,10 +25,18 @@ from scipy.signal import resample_poly
 
 MAX_WASTE = 8.0
 MIN_PHASES = 4  # with fewer output columns the product is a matrix-vector one, slower than scipy
+MAX_KERNEL_BYTES = 16 << 20
+"""Largest polyphase matrix ever built. The common rates need under 1 MB; an odd rate
+such as 48001 Hz (up 4096, down 48001) would need 790 MB for a path that does not
+even pay off there."""
 
 
 class PolyphaseResampler:
-    """``resample_poly(x, up, down, window=h)`` (zero padding) for a fixed ``up``, ``down`` and ``h``."""
+    """``resample_poly(x, up, down, window=h)`` (zero padding) for a fixed ``up``, ``down`` and ``h``.
+
+    Whether the matrix product pays off is decided from its size before it is built,
+    so a rate pair that keeps scipy's loop costs only its filter in memory.
+    """
 
     def __init__(self, up: int, down: int, window: np.ndarray) -> None:
         self.up, self.down = int(up), int(down)
@@ -37,22 +45,30 @@ class PolyphaseResampler:
         # resample_poly's own framing of the filter (scipy.signal.resample_poly).
         pre_pad = self.down - half_len % self.down
         pre_remove = (half_len + pre_pad) // self.down
-        taps = np.concatenate([np.zeros(pre_pad), self.window * self.up])
-        phase_taps = -(-taps.size // self.up)
-        taps = np.concatenate([taps, np.zeros(phase_taps * self.up - taps.size)])
+        phase_taps = -(-(pre_pad + self.window.size) // self.up)
         # Output r of each group of `up` reads the input at q * down + offsets[r] - i
         # with sub-filter phases[r]: taps[phases[r] + up * i], i = 0 .. phase_taps - 1.
-        starts = (np.arange(self.up) + pre_remove) * self.down
+        starts = (np.arange(self.up, dtype=np.int64) + pre_remove) * self.down
         phases, offsets = starts % self.up, starts // self.up
         self.left = phase_taps - 1 - int(offsets.min())
         width = int(offsets.max() - offsets.min()) + phase_taps
-        kernels = np.zeros((width, self.up), dtype=np.float32)
-        for r in range(self.up):
-            last = int(offsets[r]) + self.left  # where tap i = 0 lands in the window
-            kernels[last - phase_taps + 1 : last + 1, r] = taps[phases[r] :: self.up][:phase_taps][::-1]
-        self.kernels = torch.from_numpy(kernels)
-        self.waste = self.up * width / taps.size
-        self.use_matmul = self.up >= MIN_PHASES and self.waste <= MAX_WASTE
+        self.waste = width / phase_taps  # work per output against a filter with no padding
+        kernel_bytes = 4 * width * self.up
+        self.use_matmul = self.up >= MIN_PHASES and self.waste <= MAX_WASTE and kernel_bytes <= MAX_KERNEL_BYTES
+        self.kernels = torch.zeros((0, self.up))
+        if self.use_matmul:
+            taps = np.zeros(phase_taps * self.up)
+            taps[pre_pad : pre_pad + self.window.size] = self.window * self.up
+            kernels = np.zeros((width, self.up), dtype=np.float32)
+            for r in range(self.up):
+                last = int(offsets[r]) + self.left  # where tap i = 0 lands in the window
+                kernels[last - phase_taps + 1 : last + 1, r] = taps[phases[r] :: self.up][:phase_taps][::-1]
+            self.kernels = torch.from_numpy(kernels)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held: the filter and, on the matrix path, the polyphase matrix."""
+        return self.window.nbytes + self.kernels.numel() * self.kernels.element_size()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n_in = x.shape[0]

@@ -8,8 +8,11 @@ from leak_detection.hooks import (
     ParameterCheckHook,
     StoreContractHook,
 )
+from leak_detection.run_lock_hook import PredictionsOutputHook, RunLockHook
 
 HOOKS = (
+    RunLockHook(),
+    PredictionsOutputHook(),
     ParameterCheckHook(),
     DemoRecordingsHook(),
     FeatureStoreGuardHook(),

@@ -33,8 +33,27 @@ logger = logging.getLogger(__name__)
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
 
+NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
+    # AdamW multiplies the weights by (1 - learning_rate * weight_decay) every step: past
+    # 1 it flips their sign. Rates and decays in use are 1e-5..1e-2 and 1e-4..0.1.
+    "learning_rate": (0.0, 1.0, False),
+    "weight_decay": (0.0, 1.0, True),
+    "memory_budget_mb": (0.0, 1e9, False),
+    "warmup_epochs": (0.0, 1e6, True),
+    "grad_clip": (0.0, 1e6, True),
+    "leak_aux_weight": (0.0, 1e3, True),
+    # Beyond 60 dB the augmented levels leave the range any recording has.
+    "augment_gain_db": (0.0, 60.0, True),
+    "augment_tilt_db": (0.0, 60.0, True),
+}
+"""Each number of ``TrainerConfig``: lowest and highest allowed value, and whether the lowest
+itself is allowed. Infinities and NaN are never allowed."""
+
+
 @dataclass(frozen=True)
 class TrainerConfig(ParamsConfig):
+    """The ``training`` parameters; ``NUMBER_RANGES`` lists the allowed range of each number."""
+
     SECTION = "training"
 
     epochs: int = 30
@@ -69,13 +88,11 @@ class TrainerConfig(ParamsConfig):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(key, "an integer >= 1")
-        for key in ("learning_rate", "memory_budget_mb"):
-            if not getattr(self, key) > 0:
-                raise bad(key, "a number > 0")
-        non_negative = ("weight_decay", "warmup_epochs", "grad_clip", "leak_aux_weight")
-        for key in (*non_negative, "augment_gain_db", "augment_tilt_db"):
-            if not getattr(self, key) >= 0:
-                raise bad(key, "a number >= 0")
+        for key, (low, high, low_allowed) in NUMBER_RANGES.items():
+            value = getattr(self, key)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number and (low <= value if low_allowed else low < value) and value <= high):
+                raise bad(key, f"a finite number in {'[' if low_allowed else '('}{low:g}, {high:g}]")
         if not 0 <= self.min_lr_ratio <= 1:
             raise bad("min_lr_ratio", "in [0, 1]")
         if not 0 <= self.dropout < 1:
@@ -228,6 +245,27 @@ def validation_file_f1(
     }
 
 
+def _stop_if_not_finite(
+    model: nn.Module, loss_sum: torch.Tensor, epoch: int, label: str, config: TrainerConfig
+) -> None:
+    """Stop before a NaN epoch is checkpointed or can become the best model.
+
+    One NaN feature or one overflowing step makes every later loss NaN; the run used to
+    go on, log F1 0.000 and save all-NaN weights that ``predict`` then used.
+    """
+    loss_finite = math.isfinite(float(loss_sum))
+    weights_finite = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+    if loss_finite and weights_finite:
+        return
+    what = "the training loss" if not loss_finite else "the weights"
+    raise FloatingPointError(
+        f"{label}epoch {epoch}: {what} became NaN or infinite, so training stops here; "
+        f"nothing of epoch {epoch} is saved (checkpoints hold the epochs before it). Check the feature store for "
+        "NaN features (loading it names the files), then try a lower training.learning_rate "
+        f"(now {config.learning_rate:g}), training.grad_clip (now {config.grad_clip:g}) or training.amp=off"
+    )
+
+
 def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
     model: nn.Module,
     train: SegmentSource,
@@ -273,7 +311,7 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
     if config.fresh_start:
         logger.info("%straining.fresh_start is set: not resuming", label)
     else:
-        checkpoint = checkpoints.load_compatible(compatibility)
+        checkpoint = checkpoints.load_compatible(compatibility, model.state_dict())
     if checkpoint is None:
         checkpoints.set_aside()
         start_epoch, history, best = 0, [], {"f1": -1.0, "epoch": 0, "threshold": 0.5, "state": None}
@@ -337,6 +375,7 @@ def fit(  # noqa: PLR0915 - the loop is meant to be read in one place
             torch.cuda.synchronize(device)
         train_time = time.perf_counter() - started
         train_seconds += train_time
+        _stop_if_not_finite(model, loss_sum, epoch, label, config)
         metrics = validation_file_f1(model, validation, leak_output_idx, loss_fn, **predict_kwargs)
         record = {
             "epoch": epoch,

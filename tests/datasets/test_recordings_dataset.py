@@ -65,6 +65,28 @@ def test_links_out_of_the_folder_and_link_loops_are_not_followed(tmp_path, make_
     os.symlink(root / "LEAK", root / "LEAK" / "loop")
     recordings = RecordingsDataset(path=root).load()
     assert list(recordings.table["file_id"]) == ["LEAK/a.wav"]
+    assert recordings.unusable == [
+        ("LEAK/secret.wav", f"a link to {tmp_path / 'secret.wav'}, outside the recordings folder: not read")
+    ]
+
+
+def test_a_manifest_listing_a_file_twice_with_one_label_keeps_it_once(tmp_path, make_wav):
+    make_wav(tmp_path / "LEAK" / "a.wav")
+    (tmp_path / "manifest.csv").write_text("path,label,group\nLEAK/a.wav,CRACK,site1\nLEAK/./a.wav,crack,\n")
+    recordings = RecordingsDataset(path=tmp_path).load()
+    assert recordings.table[["file_id", "raw_label", "group"]].values.tolist() == [["LEAK/a.wav", "CRACK", "site1"]]
+    assert recordings.unusable == []
+
+
+def test_a_manifest_row_naming_a_link_out_of_the_folder_is_rejected_not_read(tmp_path, make_wav):
+    root = tmp_path / "recordings"
+    make_wav(root / "LEAK" / "a.wav")
+    (tmp_path / "notes.txt").write_text("not a recording")
+    os.symlink(tmp_path / "notes.txt", root / "LEAK" / "notes.dat")
+    (root / "manifest.csv").write_text("path,label\nLEAK/notes.dat,LEAK\n")
+    recordings = RecordingsDataset(path=root).load()
+    assert list(recordings.table["file_id"]) == ["LEAK/a.wav"]
+    assert recordings.unusable == [("LEAK/notes.dat", "listed in manifest.csv line 2: a link outside the recordings folder")]
 
 
 def test_missing_folder_names_the_override(tmp_path):

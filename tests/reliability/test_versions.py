@@ -33,6 +33,10 @@ def save_model(tmp_path, version, seed):
         "num_classes": 2,
         "state_dict_sha256": state_dict_sha256(state),
         "feature_config": {"n_mels": 32},
+        "mode": "binary",
+        "class_names": ["NOLEAK", "LEAK"],
+        "leak_output_idx": 1,
+        "threshold": 0.5,
     }
     cat = catalog(tmp_path, save_version=version)
     cat.save("binary.model", state)

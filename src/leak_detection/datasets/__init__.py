@@ -1,5 +1,9 @@
 """Kedro datasets of the leak-detection project."""
 
+from .atomic_csv_dataset import AtomicCSVDataset
+from .atomic_json_dataset import AtomicJSONDataset
+from .atomic_matplotlib_dataset import AtomicMatplotlibDataset
+from .atomic_text_dataset import AtomicTextDataset
 from .inbox_dataset import InboxDataset
 from .mel_feature_store_dataset import MelFeatureStoreDataset
 from .onnx_model_dataset import OnnxModelDataset
@@ -7,6 +11,10 @@ from .recordings_dataset import RecordingCollection, RecordingsDataset
 from .torch_model_dataset import TorchModelDataset
 
 __all__ = [
+    "AtomicCSVDataset",
+    "AtomicJSONDataset",
+    "AtomicMatplotlibDataset",
+    "AtomicTextDataset",
     "InboxDataset",
     "MelFeatureStoreDataset",
     "OnnxModelDataset",

@@ -20,6 +20,10 @@ from .recordings_dataset import RecordingCollection, audio_extensions
 class InboxDataset(AbstractDataset[None, RecordingCollection]):
     """Audio files from one or more folders (searched recursively) or single files.
 
+    Only regular files are decoded (``RecordingCollection.open_blocks``): a FIFO named
+    ``*.wav`` or a dangling link gets a row with its error instead of hanging or
+    stopping the run.
+
     Examples:
         ```yaml
         inbox:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -57,7 +58,7 @@ class RecordingCollection:
 
     def read(self, file_id: str) -> tuple[np.ndarray, int]:
         """Decode one recording whole: ``(samples [n] or [n, channels] float32, sample_rate)``."""
-        samples, rate = sf.read(self.path(file_id), dtype="float32", always_2d=False)
+        samples, rate = sf.read(regular_file(self.path(file_id)), dtype="float32", always_2d=False)
         return samples, int(rate)
 
     def open_blocks(self, file_id: str, block_frames: int = BLOCK_FRAMES) -> tuple[int, Iterator[np.ndarray]]:
@@ -66,7 +67,7 @@ class RecordingCollection:
         Opening fails at once for a file that is not audio; a file that breaks off
         mid-way fails while its blocks are read.
         """
-        handle = sf.SoundFile(self.path(file_id))
+        handle = sf.SoundFile(regular_file(self.path(file_id)))
 
         def blocks() -> Iterator[np.ndarray]:
             with handle:
@@ -80,6 +81,34 @@ class RecordingCollection:
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+def not_regular_reason(path: Path) -> str | None:
+    """Why ``path`` must not be opened as a recording, or None for a regular file.
+
+    Opening a FIFO blocks until someone writes to it, so extraction would hang forever;
+    a dangling link used to abort the whole run.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"a link to {os.readlink(path)}, which does not exist"
+        return "missing on disk"
+    except OSError as exc:
+        return f"cannot be inspected: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a device or socket"
+    return f"not a regular file ({kind}): only regular files are read"
+
+
+def regular_file(path: Path) -> Path:
+    """``path``, or ``DatasetError`` when it is not a regular file (see ``not_regular_reason``)."""
+    reason = not_regular_reason(path)
+    if reason is not None:
+        raise DatasetError(f"{path}: {reason}")
+    return path
 
 
 def resolve_inside(root: Path, relative: str) -> Path:
@@ -98,8 +127,10 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
     columns ``path,label,group`` (``label`` and ``group`` may be blank or absent)
     overrides folder labels and gives groups (site, sensor, source recording); a
     recording without a group is its own group. Without an explicit ``manifest``,
-    ``<path>/manifest.csv`` is used when present. Paths that leave the folder are
-    refused.
+    ``<path>/manifest.csv`` is used when present. Manifest paths that leave the folder
+    are refused. Only regular files inside the folder are read: links out of it or to
+    nothing, FIFOs and devices are listed in ``unusable`` with the reason, and so is a
+    file the manifest lists twice with different labels (each entry).
 
     Examples:
         ```yaml
@@ -145,22 +176,25 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
                 f"recordings folder {root} does not exist or is not a folder; give another "
                 "one with `--params recordings_dir=PATH`"
             )
-        rows = {fid: {"file_id": fid, "raw_label": label, "group": ""} for fid, label in self._scan(root)}
-        unusable: list[tuple[str, str]] = []
+        found, unusable = self._scan(root)
+        rows = {fid: {"file_id": fid, "raw_label": label, "group": ""} for fid, label in found}
         manifest = self._manifest_path(root)
         if manifest is not None:
-            self._apply_manifest(root, manifest, rows, unusable)
+            refused = {fid for fid, _ in unusable}
+            unusable += self._apply_manifest(root, manifest, rows, refused)
         for fid in [fid for fid, row in rows.items() if not row["raw_label"]]:
             unusable.append((fid, "no label: not inside a label folder and no label in the manifest"))
             del rows[fid]
-        table = pd.DataFrame(
-            sorted(rows.values(), key=lambda r: r["file_id"]),
-            columns=["file_id", "raw_label", "group"],
-        )
+        stats = {}
+        for fid in sorted(rows):
+            try:
+                stats[fid] = (root / fid).stat()
+            except OSError as exc:  # removed or replaced since the scan
+                unusable.append((fid, f"cannot be inspected: {exc.strerror}"))
+        table = pd.DataFrame([rows[fid] for fid in stats], columns=["file_id", "raw_label", "group"])
         table["group"] = table["group"].where(table["group"] != "", table["file_id"])
-        stats = [(root / fid).stat() for fid in table["file_id"]]
-        table["size_bytes"] = np.array([s.st_size for s in stats], dtype=np.int64)
-        table["mtime_ns"] = np.array([s.st_mtime_ns for s in stats], dtype=np.int64)
+        table["size_bytes"] = np.array([s.st_size for s in stats.values()], dtype=np.int64)
+        table["mtime_ns"] = np.array([s.st_mtime_ns for s in stats.values()], dtype=np.int64)
         logger.debug(
             "Found %d recordings in %s%s",
             len(table),
@@ -178,10 +212,14 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
         return default if default.is_file() else None
 
     @staticmethod
-    def _scan(root: Path) -> list[tuple[str, str]]:
-        """``(file_id, folder label)`` of every audio file; links to folders are not followed."""
+    def _scan(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """``(file_id, folder label)`` of every audio file, and ``(file_id, reason)`` of files
+        that must not be read (links out of the folder or to nothing, FIFOs, devices).
+
+        Links to folders are not followed.
+        """
         extensions = audio_extensions()
-        found = []
+        found, refused = [], []
         root_resolved = root.resolve()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
@@ -189,38 +227,89 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
                 if Path(name).suffix.lower() not in extensions:
                     continue
                 full = Path(dirpath) / name
-                if not full.resolve().is_relative_to(root_resolved):
-                    logger.warning("Skipping %s: it links outside the recordings folder", full)
-                    continue
                 rel = PurePosixPath(full.relative_to(root).as_posix())
-                label = rel.parts[0] if len(rel.parts) > 1 else ""
-                found.append((str(rel), label))
-        return found
+                target = full.resolve()
+                if not target.is_relative_to(root_resolved):
+                    refused.append((str(rel), f"a link to {target}, outside the recordings folder: not read"))
+                elif (reason := not_regular_reason(full)) is not None:
+                    refused.append((str(rel), reason))
+                else:
+                    found.append((str(rel), rel.parts[0] if len(rel.parts) > 1 else ""))
+        return found, refused
 
     @staticmethod
     def _apply_manifest(
-        root: Path, manifest: Path, rows: dict[str, dict[str, str]], unusable: list[tuple[str, str]]
-    ) -> None:
-        try:
-            entries = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-        except Exception as exc:  # noqa: BLE001 - any parse failure is the same user problem
-            raise DatasetError(f"recordings manifest {manifest} cannot be read: {exc}") from exc
-        if "path" not in entries.columns:
-            raise DatasetError(
-                f"recordings manifest {manifest} has columns {list(entries.columns)}; "
-                f"expected {list(MANIFEST_COLUMNS)} (label and group optional)"
-            )
-        root_resolved = root.resolve()
-        for line, entry in enumerate(entries.to_dict("records"), start=2):
-            raw_path = entry["path"].strip()
-            resolved = resolve_inside(root, raw_path)
-            fid = resolved.relative_to(root_resolved).as_posix()
-            if not resolved.is_file():
-                unusable.append((fid, f"listed in {manifest.name} line {line} but missing on disk"))
+        root: Path, manifest: Path, rows: dict[str, dict[str, str]], refused: set[str]
+    ) -> list[tuple[str, str]]:
+        """Apply the manifest's labels and groups to ``rows``; return the entries it makes unusable.
+
+        ``refused`` files (already rejected by the scan) are left as they are.
+        """
+        unusable: list[tuple[str, str]] = []
+        listed: dict[str, list[tuple[int, str, str]]] = {}
+        for line, entry in enumerate(_read_manifest(manifest), start=2):
+            fid, resolved = _manifest_file(root, entry["path"].strip())
+            if fid in refused:
+                continue
+            if resolved is None:
+                unusable.append((fid, f"listed in {manifest.name} line {line}: a link outside the recordings folder"))
+            elif (reason := not_regular_reason(resolved)) is not None:
+                detail = " but missing on disk" if reason == "missing on disk" else f": {reason}"
+                unusable.append((fid, f"listed in {manifest.name} line {line}{detail}"))
+            else:
+                listed.setdefault(fid, []).append((line, entry.get("label", "").strip(), entry.get("group", "").strip()))
+                continue
+            rows.pop(fid, None)
+        for fid, lines in listed.items():
+            conflicts = _label_conflicts(manifest.name, lines)
+            if conflicts:
+                unusable += [(fid, reason) for reason in conflicts]
                 rows.pop(fid, None)
                 continue
             row = rows.setdefault(fid, {"file_id": fid, "raw_label": "", "group": ""})
-            if entry.get("label", "").strip():
-                row["raw_label"] = entry["label"].strip()
-            if entry.get("group", "").strip():
-                row["group"] = entry["group"].strip()
+            row["raw_label"] = next((label for _, label, _ in lines if label), row["raw_label"])
+            row["group"] = next((group for _, _, group in lines if group), row["group"])
+            if len({group for _, _, group in lines if group}) > 1:
+                logger.warning("%s is listed in %s with several groups; using %s", fid, manifest, row["group"])
+        return unusable
+
+
+def _read_manifest(manifest: Path) -> list[dict[str, str]]:
+    try:
+        entries = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the same user problem
+        raise DatasetError(f"recordings manifest {manifest} cannot be read: {exc}") from exc
+    if "path" not in entries.columns:
+        raise DatasetError(
+            f"recordings manifest {manifest} has columns {list(entries.columns)}; "
+            f"expected {list(MANIFEST_COLUMNS)} (label and group optional)"
+        )
+    return entries.to_dict("records")
+
+
+def _manifest_file(root: Path, listed_path: str) -> tuple[str, Path | None]:
+    """``(file_id, resolved path)`` of a manifest path; the path is None for a link that leaves
+    the folder (rejected as a recording); a path that is written to leave it is an error."""
+    resolved = (root / listed_path).resolve()
+    if resolved.is_relative_to(root.resolve()):
+        return resolved.relative_to(root.resolve()).as_posix(), resolved
+    lexical = Path(os.path.normpath(root.absolute() / listed_path))
+    if not lexical.is_relative_to(Path(os.path.normpath(root.absolute()))):
+        resolve_inside(root, listed_path)  # raises, naming the path
+    return lexical.relative_to(os.path.normpath(root.absolute())).as_posix(), None
+
+
+def _label_conflicts(manifest_name: str, lines: list[tuple[int, str, str]]) -> list[str]:
+    """One reason per labelled entry when a file is listed with different labels, else none.
+
+    Which of two labels is right cannot be told, so neither is applied; the same label
+    listed twice is simply kept once.
+    """
+    labelled = [(line, label) for line, label, _ in lines if label]
+    if len({label.upper() for _, label in labelled}) < 2:
+        return []
+    return [
+        f"conflict: listed in {manifest_name} line {line} as {label}; also as "
+        + ", ".join(f"{other} (line {other_line})" for other_line, other in labelled if other_line != line)
+        for line, label in labelled
+    ]

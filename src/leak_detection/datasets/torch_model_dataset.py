@@ -25,11 +25,13 @@ from kedro.io.core import (
 )
 
 from leak_detection.atomic_files import atomic_path
+from leak_detection.datasets.intact_versions import IntactVersionsMixin, paired_filepaths
+from leak_detection.model import non_finite_tensors
 
 StateDict = dict[str, torch.Tensor]
 
 
-class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
+class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict, StateDict]):
     """``TorchModelDataset`` loads/saves a PyTorch ``state_dict`` (a dict of
     ``str`` -> ``torch.Tensor``) from/to a file using an underlying filesystem
     (e.g.: local, S3, GCS).
@@ -43,7 +45,12 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
     Loading always uses ``torch.load(..., map_location="cpu", weights_only=True)``:
     a file holding anything other than plain tensors and containers (a pickled
     object, a payload that would run code) is refused with a ``DatasetError``, as is
-    a truncated or corrupted file.
+    a truncated or corrupted file. An unpinned load of a versioned model skips a
+    version whose file is truncated, or whose ``paired_with`` files (its
+    ``model_meta.json``) are missing or unreadable, with a warning naming it.
+
+    Weights holding a NaN or an infinity are neither saved nor loaded: a model like
+    that scores every input NaN, and a NaN model once became the default one.
 
     Examples:
         Using the [YAML API](https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/):
@@ -53,6 +60,7 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
           type: leak_detection.datasets.TorchModelDataset
           filepath: data/06_models/binary/best.pth
           versioned: true
+          paired_with: [data/06_models/binary/model_meta.json]
         ```
 
         Using the [Python API](https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/):
@@ -84,6 +92,7 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        paired_with: list[str] | None = None,
     ) -> None:
         """Creates a new instance of ``TorchModelDataset`` pointing to a concrete file
         on a specific filesystem.
@@ -109,8 +118,11 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
                 loading and `wb` when saving.
             metadata: Any arbitrary metadata.
                 This is ignored by Kedro, but may be consumed by users or external plugins.
+            paired_with: Filepaths of versioned datasets saved with the model (its meta);
+                "latest" is the newest version where the model and all of them are intact.
         """
         _fs_args = deepcopy(fs_args) or {}
+        self._paired_with = paired_filepaths(paired_with)
         _fs_open_args_load = _fs_args.pop("open_args_load", {})
         _fs_open_args_save = _fs_args.pop("open_args_save", {})
 
@@ -163,6 +175,9 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
         problem = _state_dict_problem(state_dict)
         if problem:
             raise DatasetError(f"The model file '{load_path}' is not a plain state_dict: {problem}.")
+        bad = non_finite_tensors(state_dict)
+        if bad:
+            raise DatasetError(f"The model file '{load_path}' {_non_finite_message(bad)}")
         return state_dict
 
     def save(self, data: StateDict) -> None:
@@ -173,6 +188,9 @@ class TorchModelDataset(AbstractVersionedDataset[StateDict, StateDict]):
                 f"TorchModelDataset at '{save_path}' saves only a state_dict "
                 f"(a dict of str -> torch.Tensor): {problem}."
             )
+        bad = non_finite_tensors(data)
+        if bad:
+            raise DatasetError(f"Refusing to save to '{save_path}': the state_dict {_non_finite_message(bad)}")
         state_dict = _portable(data)
 
         if self._protocol == "file":
@@ -245,6 +263,14 @@ def _state_dict_problem(data: Any) -> str | None:
         more = f" (and {len(bad_values) - 3} more)" if len(bad_values) > 3 else ""
         return f"values must be torch.Tensor; {', '.join(bad_values[:3])}{more}"
     return None
+
+
+def _non_finite_message(keys: list[str]) -> str:
+    more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+    return (
+        f"holds NaN or infinite values (in {', '.join(repr(k) for k in keys[:3])}{more}): such a model "
+        "scores every input NaN. Check the training log and the feature store for NaN, then retrain."
+    )
 
 
 def _portable(data: StateDict) -> StateDict:

@@ -96,7 +96,16 @@ def ten_group_store(tmp_path, make_wav):
 
 def test_index_has_one_row_per_featurised_file_with_its_split(ten_group_store):
     index = index_recordings(ten_group_store, SPLITS)
-    assert list(index.columns) == ["file_id", "label", "group", "duration_s", "sample_rate", "n_long_segments", "split"]
+    assert list(index.columns) == [
+        "file_id",
+        "label",
+        "group",
+        "duration_s",
+        "sample_rate",
+        "n_long_segments",
+        "split",
+        "store_fingerprint",
+    ]
     assert len(index) == 30
     assert set(index["split"]) == {"train", "validation", "test"}
     assert (index.groupby("group")["split"].nunique() == 1).all()

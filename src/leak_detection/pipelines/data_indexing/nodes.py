@@ -9,16 +9,49 @@ without QUIET must still train both modes, and binary never needed QUIET.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from leak_detection.feature_store import MelFeatureStore
 from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK, check_mode_classes
+from leak_detection.model_split import split_file_ids, split_sha256
 from leak_detection.splits import SPLITS
 
 logger = logging.getLogger(__name__)
+
+STORE_FINGERPRINT = "store_fingerprint"
+"""Column of ``recordings_index`` and ``file_targets``, key of ``class_summary``: the store they were built from.
+
+They are written by separate nodes, so a data_indexing run that fails between two of them
+leaves new and old files side by side; training compares this to tell.
+"""
+
+
+def store_fingerprint(mel_features: MelFeatureStore) -> str:
+    """Changes with every extraction, even of the same recordings under another front end.
+
+    ``source_fingerprint`` alone would not (it hashes the source files only); the feature
+    config is left out because its JSON round trip through HDF5 need not be byte-identical.
+    """
+    digest = hashlib.sha256()
+    for part in (mel_features.source_fingerprint, mel_features.created_at_utc, *mel_features.file_ids):
+        digest.update(f"{part}\n".encode())
+    digest.update(mel_features.file_offsets.astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
+def recorded_store_fingerprint(table: pd.DataFrame) -> str | None:
+    """The store a table says it was built from; None for tables written before it was recorded."""
+    if STORE_FINGERPRINT not in table:
+        return None
+    values = set(map(str, table[STORE_FINGERPRINT]))
+    if len(values) != 1:
+        raise ValueError(f"{STORE_FINGERPRINT}: the table mixes rows of {len(values)} feature stores")
+    return values.pop()
 
 
 @dataclass(frozen=True)
@@ -91,7 +124,7 @@ def file_targets(
             left_out.to_dict(),
         )
     targets = [plan.target_of(label) for label in kept["label"]]
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "file_id": kept["file_id"].to_numpy(),
             "group": kept["group"].to_numpy(),
@@ -102,6 +135,9 @@ def file_targets(
             "target_name": [plan.output_names[t] for t in targets],
         }
     )
+    if STORE_FINGERPRINT in kept:
+        table[STORE_FINGERPRINT] = kept[STORE_FINGERPRINT].astype(str).to_numpy()
+    return table
 
 
 def output_names(file_targets: pd.DataFrame, mode: str) -> list[str]:
@@ -144,6 +180,8 @@ def summarise_classes(file_targets: pd.DataFrame, mode: str) -> dict[str, Any]:
         "train_long_segments_per_class": {n: int(segments[n]) for n in names},
         "class_weights": [n_segments / (len(names) * int(segments[n])) for n in names],
         "leak_pos_weight": (n_segments - leak_segments) / leak_segments,
+        STORE_FINGERPRINT: recorded_store_fingerprint(file_targets),
+        "split_sha256": split_sha256(split_file_ids(file_targets)),
     }
     logger.info("%s: training files per class %s", mode, summary["files_per_class"]["train"])
     return summary

@@ -21,6 +21,7 @@ from leak_detection.datasets.recordings_dataset import RecordingCollection
 from leak_detection.feature_store import MelFeatureStore
 from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import CLASS_NAMES, resolve_label_mapping
+from leak_detection.pipelines.data_indexing.nodes import STORE_FINGERPRINT, store_fingerprint
 from leak_detection.splits import assign_splits, holdout_groups
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class _SeenAudio:
 def index_recordings(
     mel_features: MelFeatureStore, splits: dict[str, Any], label_mapping: dict[str, str] | None = None
 ) -> pd.DataFrame:
-    """One row per featurised recording, with its split.
+    """One row per featurised recording, with its split and the store's fingerprint.
 
     Built from the store alone, so a store made elsewhere can be trained from; its
     label names go through ``label_mapping`` as folder names do (``HISS: LEAK``).
@@ -197,6 +198,7 @@ def index_recordings(
     index["split"] = assign_splits(
         index["label"], index["group"], splits["ratios"], int(splits["seed"]), holdout_sites=holdout_sites
     )
+    index[STORE_FINGERPRINT] = store_fingerprint(mel_features)
     if holdout_sites:
         held = holdout_groups(index["group"], holdout_sites)
         logger.info(

@@ -19,7 +19,13 @@ from leak_detection.feature_store import MelFeatureStore
 from leak_detection.inference import predict_segments
 from leak_detection.labels import CLASS_NAMES, LEAK
 from leak_detection.model import LeakCNNMulti, param_count, state_dict_sha256
+from leak_detection.model_meta import feature_config_sha256
 from leak_detection.model_split import dataset_fingerprint, split_file_ids, split_sha256
+from leak_detection.pipelines.data_indexing.nodes import (
+    STORE_FINGERPRINT,
+    recorded_store_fingerprint,
+    store_fingerprint,
+)
 from leak_detection.scoring import EVAL_METHOD, long_segment_scores
 from leak_detection.segment_batches import SegmentSource
 from leak_detection.store_contract import front_end_problem
@@ -36,6 +42,37 @@ def _class_names(class_summary: dict, mode: str) -> list[str]:
             "rebuild it with `kedro run --pipelines data_indexing` (or `train_from_store` for a store)"
         )
     return names
+
+
+def check_built_together(
+    mel_features: MelFeatureStore, file_targets: pd.DataFrame, class_summary: dict[str, Any], mode: str
+) -> None:
+    """Refuse a store, file_targets and class_summary that different data_indexing runs left behind.
+
+    They are written by separate nodes; a run that failed between two of them left a new
+    store beside an old split, and training would have mixed them without a word.
+    """
+    pieces = {
+        "the feature store": store_fingerprint(mel_features),
+        f"{mode}/file_targets.csv": recorded_store_fingerprint(file_targets),
+        f"{mode}/class_summary.json": class_summary.get(STORE_FINGERPRINT),
+    }
+    unrecorded = [name for name, fingerprint in pieces.items() if fingerprint is None]
+    if unrecorded:
+        logger.warning("%s: %s record no store fingerprint (older files): not checked", mode, unrecorded)
+    known = {name: fingerprint for name, fingerprint in pieces.items() if fingerprint is not None}
+    problems = []
+    if len(set(known.values())) > 1:
+        problems.append("built from different stores: " + ", ".join(f"{n} {f[:12]}" for n, f in known.items()))
+    summary_split = class_summary.get("split_sha256")
+    if summary_split is not None and summary_split != split_sha256(split_file_ids(file_targets)):
+        problems.append(f"{mode}/class_summary.json counts another split than {mode}/file_targets.csv holds")
+    if problems:
+        raise ValueError(
+            f"{mode}: the training inputs do not belong together ({'; '.join(problems)}); a data_indexing run "
+            "probably stopped between writing them. Rebuild them with `kedro run --pipelines data_indexing` "
+            "(for a store: `kedro run --pipelines train_from_store --params feature_store=PATH`)"
+        )
 
 
 def validation_decision_rule(
@@ -65,6 +102,7 @@ def train_model(
     """The best model of the run (by validation file-level leak F1), its metadata and the epoch log."""
     config = TrainerConfig.from_params(training)
     names = _class_names(class_summary, mode)
+    check_built_together(mel_features, file_targets, class_summary, mode)
     budget = int(config.memory_budget_mb * 2**20)
     train = SegmentSource.for_split(mel_features, file_targets, "train", budget)
     validation = SegmentSource.for_split(mel_features, file_targets, "validation", budget)
@@ -119,6 +157,7 @@ def train_model(
         "of leak F1 and macro F1 (multiclass)",
         "early_stopping_threshold": result.best_threshold,
         "feature_config": mel_features.feature_config,
+        "feature_config_sha256": feature_config_sha256(mel_features.feature_config),
         "familiarity": familiarity.to_dict(),
         "front_end_problem": front_end_problem(mel_features.feature_config, mel_features.segments_mel.shape),
         "param_count": param_count(model),
