@@ -54,6 +54,30 @@ def _flag_unfamiliar(table: pd.DataFrame, familiarity: Familiarity | None, model
     return table
 
 
+def _score_files(table, scored, features, network, rule, config, model_meta, batch_size) -> None:  # noqa: PLR0913
+    """Fill in the scores, decision and class of the readable files (rows ``scored``) in place."""
+    class_names = list(model_meta["class_names"])
+    segments = torch.from_numpy(np.concatenate(features)).reshape(-1, 1, config.n_mels, config.n_frames)
+    predictions = predict_segments(
+        network, [(segments, None, None)], model_meta["leak_output_idx"], batch_size=batch_size
+    )
+    decided = decide_files(
+        rule,
+        long_segment_scores(predictions.leak_probability, config.n_short),
+        predictions.class_probabilities.reshape(-1, config.n_short, len(class_names)).mean(axis=1),
+        np.concatenate([[0], np.cumsum(table.loc[scored, "long_segments"])]),
+        class_names,
+        model_meta["leak_output_idx"],
+    )
+    table.loc[scored, "mean_leak_score"] = decided.votes.mean_leak_score
+    table.loc[scored, "fraction_over_threshold"] = decided.votes.fraction_over_threshold
+    table.loc[scored, "decision"] = np.where(decided.votes.is_leak, LEAK, NOLEAK)
+    table.loc[scored, "predicted_class"] = decided.predicted_class
+    if not is_binary(class_names):
+        for k, name in enumerate(class_names):
+            table.loc[scored, f"p_{name}"] = decided.mean_class_probs[:, k]
+
+
 def predict_recordings(
     inbox: RecordingCollection,
     model: dict[str, torch.Tensor],
@@ -66,7 +90,6 @@ def predict_recordings(
     """
     network = model_from_state(model, model_meta)
     config = _front_end(model_meta)
-    class_names = list(model_meta["class_names"])
     # An operator may trade precision for recall; by default the validated rule as it is.
     rule = DecisionRule.from_meta(model_meta, predict.get("threshold"))
     familiarity = Familiarity.from_meta(model_meta)
@@ -102,26 +125,7 @@ def predict_recordings(
     table["decision"] = ""
     table["predicted_class"] = ""
     if features:
-        segments = torch.from_numpy(np.concatenate(features)).reshape(-1, 1, config.n_mels, config.n_frames)
-        predictions = predict_segments(
-            network, [(segments, None, None)], model_meta["leak_output_idx"], batch_size=int(predict["batch_size"])
-        )
-        offsets = np.concatenate([[0], np.cumsum(table.loc[scored, "long_segments"])])
-        decided = decide_files(
-            rule,
-            long_segment_scores(predictions.leak_probability, config.n_short),
-            predictions.class_probabilities.reshape(-1, config.n_short, len(class_names)).mean(axis=1),
-            offsets,
-            class_names,
-            model_meta["leak_output_idx"],
-        )
-        table.loc[scored, "mean_leak_score"] = decided.votes.mean_leak_score
-        table.loc[scored, "fraction_over_threshold"] = decided.votes.fraction_over_threshold
-        table.loc[scored, "decision"] = np.where(decided.votes.is_leak, LEAK, NOLEAK)
-        table.loc[scored, "predicted_class"] = decided.predicted_class
-        if not is_binary(class_names):
-            for k, name in enumerate(class_names):
-                table.loc[scored, f"p_{name}"] = decided.mean_class_probs[:, k]
+        _score_files(table, scored, features, network, rule, config, model_meta, int(predict["batch_size"]))
     table = _flag_unfamiliar(table, familiarity, model_meta)
     elapsed = time.perf_counter() - started
     logger.info(

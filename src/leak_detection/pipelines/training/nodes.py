@@ -92,6 +92,31 @@ def validation_decision_rule(
     )
 
 
+def _data_meta(
+    mel_features: MelFeatureStore,
+    file_targets: pd.DataFrame,
+    class_summary: dict[str, Any],
+    train: SegmentSource,
+    validation: SegmentSource,
+) -> dict[str, Any]:
+    """What the model was trained on: features, split, class counts, familiarity statistics."""
+    split_ids = split_file_ids(file_targets)
+    familiarity = fit_familiarity(train.file_summaries(), validation.file_summaries())
+    return {
+        "feature_config": mel_features.feature_config,
+        "feature_config_sha256": feature_config_sha256(mel_features.feature_config),
+        "front_end_problem": front_end_problem(mel_features.feature_config, mel_features.segments_mel.shape),
+        "familiarity": familiarity.to_dict(),
+        "split_files": {s: len(ids) for s, ids in split_ids.items()},
+        "split_sha256": split_sha256(split_ids),
+        "split_file_ids": split_ids,
+        "train_files_per_class": class_summary["files_per_class"]["train"],
+        "split_short_segments": {"train": train.n_samples, "validation": validation.n_samples},
+        "class_weights": class_summary["class_weights"],
+        "leak_pos_weight": class_summary["leak_pos_weight"],
+    }
+
+
 def train_model(
     mel_features: MelFeatureStore,
     file_targets: pd.DataFrame,
@@ -133,8 +158,6 @@ def train_model(
     model.load_state_dict(result.best_state)
     rule, _ = validation_decision_rule(model.cpu(), validation, names, config.eval_batch_size)
     logger.info("%s: decision rule chosen on validation: %s", mode, rule.describe())
-    split_ids = split_file_ids(file_targets)
-    familiarity = fit_familiarity(train.file_summaries(), validation.file_summaries())
     meta = {
         # The reference system's fields, as its users know them.
         "binary_mode": mode == "binary",
@@ -156,19 +179,9 @@ def train_model(
         "threshold_source": "validation sweep 0.10..0.90 step 0.05: best file-level leak F1 (binary), best mean "
         "of leak F1 and macro F1 (multiclass)",
         "early_stopping_threshold": result.best_threshold,
-        "feature_config": mel_features.feature_config,
-        "feature_config_sha256": feature_config_sha256(mel_features.feature_config),
-        "familiarity": familiarity.to_dict(),
-        "front_end_problem": front_end_problem(mel_features.feature_config, mel_features.segments_mel.shape),
         "param_count": param_count(model),
+        **_data_meta(mel_features, file_targets, class_summary, train, validation),
         "dataset_fingerprint": fingerprint,
-        "split_files": {s: len(ids) for s, ids in split_ids.items()},
-        "split_sha256": split_sha256(split_ids),
-        "split_file_ids": split_ids,
-        "train_files_per_class": class_summary["files_per_class"]["train"],
-        "split_short_segments": {"train": train.n_samples, "validation": validation.n_samples},
-        "class_weights": class_summary["class_weights"],
-        "leak_pos_weight": class_summary["leak_pos_weight"],
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
         "resumed_from_epoch": result.resumed_from_epoch,
