@@ -223,15 +223,7 @@ def generate_demo_recordings(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
-        # mkdtemp makes the folder private (0700); the demo is ordinary project data.
-        staging.chmod(0o755)
-        width = max(4, len(str(n_recordings - 1)))
-        rows = []
-        for planned in tqdm(plan, desc="demo recordings", unit="rec", disable=None):
-            rows.append(_write_recording(staging, planned, seed, width, min_duration_s, max_duration_s))
-        manifest = pd.DataFrame(rows)
-        manifest[MANIFEST_COLUMNS].to_csv(staging / MANIFEST_NAME, index=False, lineterminator="\n")
-        (staging / VERSION_FILE_NAME).write_text(f"{DEMO_FORMAT_VERSION}\n")
+        manifest = _write_demo_folder(staging, plan, seed, min_duration_s, max_duration_s)
         size_bytes = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
         _move_into_place(staging, target, overwrite)
     except BaseException:
@@ -246,6 +238,23 @@ def generate_demo_recordings(
         size_bytes / 1e6,
         time.perf_counter() - started,
     )
+    return manifest
+
+
+def _write_demo_folder(
+    staging: Path, plan: list[_PlannedRecording], seed: int, min_duration_s: float, max_duration_s: float
+) -> pd.DataFrame:
+    """Every planned recording, the manifest and the version marker, written into ``staging``."""
+    # mkdtemp makes the folder private (0700); the demo is ordinary project data.
+    staging.chmod(0o755)
+    width = max(4, len(str(len(plan) - 1)))
+    rows = [
+        _write_recording(staging, planned, seed, width, min_duration_s, max_duration_s)
+        for planned in tqdm(plan, desc="demo recordings", unit="rec", disable=None)
+    ]
+    manifest = pd.DataFrame(rows)
+    manifest[MANIFEST_COLUMNS].to_csv(staging / MANIFEST_NAME, index=False, lineterminator="\n")
+    (staging / VERSION_FILE_NAME).write_text(f"{DEMO_FORMAT_VERSION}\n")
     return manifest
 
 
