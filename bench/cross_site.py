@@ -75,8 +75,8 @@ QUICK = Scale(60, 4, 3, ("site02*",), epochs=2, patience=2)
 
 
 def _store(recordings_dir: Path, level_normalisation: str, extra_front_end: dict[str, Any]):
+    from leak_detection.audio.front_end import FrontEndConfig
     from leak_detection.datasets import RecordingsDataset
-    from leak_detection.front_end import FrontEndConfig
     from leak_detection.pipelines.feature_extraction.nodes import extract_features, label_recordings
 
     recordings = RecordingsDataset(path=recordings_dir).load()
@@ -126,11 +126,13 @@ def _train_and_test(store, splits: dict, option: Option, scale: Scale, workdir: 
 def choose_default(rows: dict[str, dict]) -> str:
     best_in_site = max(r["in_site"]["f1"] for r in rows.values())
     eligible = {name: r for name, r in rows.items() if r["in_site"]["f1"] >= best_in_site - 0.02}
-    return max(eligible, key=lambda name: (eligible[name]["out_of_site"]["f1"], eligible[name]["out_of_site"]["roc_auc"]))
+    return max(
+        eligible, key=lambda name: (eligible[name]["out_of_site"]["f1"], eligible[name]["out_of_site"]["roc_auc"])
+    )
 
 
 def run(scale: Scale, recordings_dir: Path | None, only: list[str] | None = None) -> dict:
-    from leak_detection.demo_recordings import generate_demo_recordings
+    from leak_detection.demo.recordings import generate_demo_recordings
 
     results: dict = {"scale": scale.__dict__, "rule": DEFAULT_RULE, "options": {}}
     with tempfile.TemporaryDirectory(prefix="leak-cross-site-") as tmp:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bench.subprocesses import PROJECT_ROOT, quiet_env
-from leak_detection.demo_recordings import demo_is_complete
+from leak_detection.demo.recordings import demo_is_complete
 
 DEMO_DIR = PROJECT_ROOT / "data" / "01_raw" / "demo"
 

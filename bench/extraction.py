@@ -3,7 +3,7 @@
 Both read the same generated demo recordings from the page cache, resample them to
 4096 Hz, cut long and short segments, compute log-mel columns and write a store;
 throughput is audio seconds per wall second. The baseline is what a straightforward
-implementation of the SPEC front end looks like: one ``numpy.fft.rfft`` per short
+implementation of the front end looks like: one ``numpy.fft.rfft`` per short
 segment in a Python loop. Its features are checked against the project's, so the
 two are known to compute the same thing.
 """
@@ -20,10 +20,10 @@ import soundfile as sf
 from scipy.signal import get_window, resample_poly
 
 from bench.settings import BenchSettings
+from leak_detection.audio.front_end import FrontEndConfig, count_long_segments, mel_filterbank
 from leak_detection.datasets import MelFeatureStoreDataset, RecordingsDataset
-from leak_detection.demo_recordings import generate_demo_recordings
-from leak_detection.feature_store import MelFeatureStore
-from leak_detection.front_end import FrontEndConfig, count_long_segments, mel_filterbank
+from leak_detection.demo.recordings import generate_demo_recordings
+from leak_detection.features.store import MelFeatureStore
 from leak_detection.pipelines.feature_extraction.nodes import extract_features, label_recordings
 
 PARITY_TOLERANCE_DB = 0.01

@@ -30,12 +30,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.stores import train_and_validation  # noqa: E402
-from leak_detection.feature_store import MelFeatureStore  # noqa: E402
-from leak_detection.front_end import FrontEndConfig  # noqa: E402
-from leak_detection.inference import predict_segments  # noqa: E402
+from leak_detection.audio.front_end import FrontEndConfig  # noqa: E402
+from leak_detection.decisions.inference import predict_segments  # noqa: E402
+from leak_detection.features.store import MelFeatureStore  # noqa: E402
 from leak_detection.labels import CLASS_NAMES, LEAK, leak_output_idx  # noqa: E402
-from leak_detection.model import LeakCNNMulti  # noqa: E402
-from leak_detection.trainer import LeakLoss, TrainerConfig, fit  # noqa: E402
+from leak_detection.model.network import LeakCNNMulti  # noqa: E402
+from leak_detection.training.loop import LeakLoss, TrainerConfig, fit  # noqa: E402
 
 # Largest acceptable max |difference| of logits against fp32 eager (logits are O(1-10)).
 TOLERANCE = {"fp32": 1e-4, "channels_last": 1e-4, "compile": 1e-4, "bf16": 0.15, "fp16": 0.02}
@@ -102,7 +102,7 @@ def parity(device: torch.device, n: int) -> dict:
 
 
 def training_gradients_match(device: torch.device) -> dict:
-    """Fast path against SPEC layers in training mode on the device: same loss, same gradients."""
+    """Fast path against the plain layers in training mode on the device: same loss, same gradients."""
     torch.manual_seed(0)
     model = LeakCNNMulti(n_classes=5).to(device).train()
     x = (torch.randn(256, 1, 32, 1) * 6.0 - 60.0).to(device)

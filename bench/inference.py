@@ -15,13 +15,13 @@ import torch
 
 from bench.settings import BenchSettings
 from bench.training import peak_matmul_gflops
+from leak_detection.audio.front_end import FrontEndConfig
 from leak_detection.datasets import InboxDataset
-from leak_detection.demo_recordings import generate_demo_recordings
-from leak_detection.front_end import FrontEndConfig
-from leak_detection.inference import predict_segments
+from leak_detection.decisions.inference import predict_segments
+from leak_detection.demo.recordings import generate_demo_recordings
 from leak_detection.labels import LEAK, NOLEAK
-from leak_detection.model import LeakCNNMulti, state_dict_sha256
-from leak_detection.onnx_export import INPUT_NAME, export_onnx, onnx_session
+from leak_detection.model.network import LeakCNNMulti, state_dict_sha256
+from leak_detection.model.onnx_export import INPUT_NAME, export_onnx, onnx_session
 from leak_detection.pipelines.predict.nodes import predict_recordings
 
 

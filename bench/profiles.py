@@ -32,11 +32,11 @@ from bench.inference import random_segments
 from bench.machine import load_average
 from bench.stores import synthetic_store, train_and_validation
 from bench.train_child import FirstBatches
-from leak_detection.demo_recordings import generate_demo_recordings
+from leak_detection.demo.recordings import generate_demo_recordings
 from leak_detection.labels import leak_output_idx
-from leak_detection.model import LeakCNNMulti
-from leak_detection.onnx_export import INPUT_NAME, export_onnx, onnx_session
-from leak_detection.trainer import LeakLoss, TrainerConfig, fit
+from leak_detection.model.network import LeakCNNMulti
+from leak_detection.model.onnx_export import INPUT_NAME, export_onnx, onnx_session
+from leak_detection.training.loop import LeakLoss, TrainerConfig, fit
 
 TOP = 15
 
@@ -45,7 +45,7 @@ TOP = 15
 
 
 class SpecLayers(LeakCNNMulti):
-    """The model as SPEC writes it (3x3 ``Conv2d``, ``MaxPool2d``, adaptive pooling, dropout):
+    """The model written plainly (3x3 ``Conv2d``, ``MaxPool2d``, adaptive pooling, dropout):
     the same parameters and numbers as the project's fast path, on the plain kernels."""
 
     def forward(self, x: torch.Tensor):
@@ -80,7 +80,7 @@ def profile_training(batches: int = 40, rounds: int = 3) -> str:
         lines = [
             f"torch.profiler, fit on 20 batches of 1024 (validation included), top {TOP} by self CPU:",
             prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=TOP),
-            f"fit samples/s over {batches} batches, the project's model against the plain SPEC layers; "
+            f"fit samples/s over {batches} batches, the project's model against the plain layers; "
             f"{rounds} interleaved rounds (load {load_average()}):",
         ]
         variants = (LeakCNNMulti, SpecLayers)

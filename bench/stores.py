@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from leak_detection.feature_store import MelFeatureStore
-from leak_detection.front_end import FrontEndConfig
+from leak_detection.audio.front_end import FrontEndConfig
+from leak_detection.features.segment_batches import SegmentSource
+from leak_detection.features.store import MelFeatureStore
 from leak_detection.labels import CLASS_NAMES, LEAK
-from leak_detection.segment_batches import SegmentSource
 
 SAVE_ARGS = {"dtype": "float32"}  # as conf/base/catalog.yml saves mel_features
 LOAD_ARGS = {"lazy": True}  # as conf/base/catalog.yml loads it

@@ -1,4 +1,4 @@
-"""One epoch of the project's training loop (``leak_detection.trainer.fit``) in a fresh process.
+"""One epoch of the project's training loop (``leak_detection.training.loop.fit``) in a fresh process.
 
 Peak resident memory belongs to a whole process, so every measured epoch runs in a
 process of its own and reports ``ru_maxrss`` together with the throughput that
@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from bench.stores import load_store, train_and_validation
+from leak_detection.features.segment_batches import SegmentSource
 from leak_detection.labels import leak_output_idx
-from leak_detection.model import LeakCNNMulti
-from leak_detection.segment_batches import SegmentSource
-from leak_detection.trainer import LeakLoss, TrainerConfig, fit
+from leak_detection.model.network import LeakCNNMulti
+from leak_detection.training.loop import LeakLoss, TrainerConfig, fit
 
 
 class FirstBatches:

@@ -1,7 +1,7 @@
 """Training throughput: the project's loop against what users write first, and against the roofline.
 
 The baseline is the usual first attempt: a ``Dataset`` whose ``__getitem__`` reads one
-short segment from HDF5, a shuffling ``DataLoader``, and the plain SPEC layers
+short segment from HDF5, a shuffling ``DataLoader``, and the plain layers
 (``forward_reference``: 3x3 ``Conv2d``, adaptive pooling). The roofline is the
 machine's own large-matmul rate divided into the arithmetic the project's fast path
 actually performs per sample, so ``roofline_fraction`` says how much of the CPU the
@@ -23,8 +23,8 @@ from bench.settings import BenchSettings
 from bench.stores import write_synthetic_store
 from bench.subprocesses import train_epoch_in_child
 from leak_detection.labels import LEAK
-from leak_detection.model import LeakCNNMulti
-from leak_detection.trainer import LeakLoss
+from leak_detection.model.network import LeakCNNMulti
+from leak_detection.training.loop import LeakLoss
 
 BACKWARD_FACTOR = 3
 """Forward + backward ~= 3x forward: backward computes input and weight gradients."""
@@ -197,7 +197,7 @@ def measure_training(settings: BenchSettings, workdir: Path) -> dict:
     roofline_sps = peak["peak_gflops"] * 1e9 / per_sample
     return {
         "store": store_info,
-        "project": {"what": "leak_detection.trainer.fit, 1 epoch, SegmentSource in memory", **project},
+        "project": {"what": "leak_detection.training.loop.fit, 1 epoch, SegmentSource in memory", **project},
         "baseline": {
             "what": "h5py per-sample Dataset + DataLoader(shuffle) + forward_reference (Conv2d 3x3)",
             **baseline,

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from kedro.framework.startup import bootstrap_project
 
-from leak_detection.demo_recordings import generate_demo_recordings
+from leak_detection.demo.recordings import generate_demo_recordings
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
@@ -32,7 +32,7 @@ def synthetic_store(files_per_class=8, n_long=6, seed=0, leak_boost_db=12.0, gro
     """A small feature store in which leaks are separable: extra energy in mid mel bands."""
     import pandas as pd
 
-    from leak_detection.feature_store import MelFeatureStore
+    from leak_detection.features.store import MelFeatureStore
     from leak_detection.labels import CLASS_NAMES
 
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ from kedro.framework.session import KedroSession
 
 from leak_detection import console
 from leak_detection.datasets import MelFeatureStoreDataset
-from leak_detection.model import LeakCNNMulti, state_dict_sha256
+from leak_detection.model.network import LeakCNNMulti, state_dict_sha256
 from leak_detection.pipeline_registry import register_pipelines
 
 

@@ -16,8 +16,8 @@ import click
 import pandas as pd
 
 import leak_detection
-from leak_detection.familiarity import unfamiliar_advice
-from leak_detection.predictions_output import FORCE_PARAM, PredictionsOutputError, check_predictions_output
+from leak_detection.features.familiarity import unfamiliar_advice
+from leak_detection.runs.predictions_output import FORCE_PARAM, PredictionsOutputError, check_predictions_output
 
 PROJECT_ENV = "LEAK_DETECTION_PROJECT"
 TABLE_COLUMNS = [

@@ -16,10 +16,10 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
 from kedro.io import DatasetError
 
-from leak_detection.demo_recordings import demo_is_complete, generate_demo_recordings
+from leak_detection.demo.recordings import demo_is_complete, generate_demo_recordings
+from leak_detection.features.store_contract import check_store, require_trainable
 from leak_detection.parameters import parameters_read, validate_parameters
 from leak_detection.pipelines.mode_comparison.nodes import MODES, compare_modes, stale_report
-from leak_detection.store_contract import check_store, require_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class ModeComparisonHook:
 
 
 class StoreContractHook:
-    """Check the feature store a run reads before any node runs (``leak_detection.store_contract``).
+    """Check the feature store a run reads before any node runs (``leak_detection.features.store_contract``).
 
     A store built elsewhere used to train for minutes and then fail in the plots; now
     a store that cannot be trained from stops the run at once, naming every problem,

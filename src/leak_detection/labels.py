@@ -1,7 +1,7 @@
 """The one definition of the classes, the raw-label mapping and the per-mode targets.
 
-The replaced code read the leak index of the binary model from the 5-class list and
-so trained a target that was always 0 (SPEC, defects 1 and 3). Here every mode says
+The replaced system read the leak index of the binary model from the 5-class list and
+so trained a target that was always 0 (docs/architecture.md, D1 and D3). Here every mode says
 its own output order, and the index of LEAK is looked up in that order, never
 carried over from another one.
 """

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from leak_detection.front_end import FrontEndConfig
+from leak_detection.audio.front_end import FrontEndConfig
+from leak_detection.features.splits import check_holdout_sites, check_split_ratios
 from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES, check_mode_classes
-from leak_detection.model_split import ON_MISMATCH
-from leak_detection.predictions_output import FORCE_PARAM
-from leak_detection.splits import check_holdout_sites, check_split_ratios
-from leak_detection.trainer import TrainerConfig
-from leak_detection.uncertainty import BootstrapSettings
+from leak_detection.metrics.model_split import ON_MISMATCH
+from leak_detection.metrics.uncertainty import BootstrapSettings
+from leak_detection.runs.predictions_output import FORCE_PARAM
+from leak_detection.training.loop import TrainerConfig
 
 
 class ParameterError(ValueError):

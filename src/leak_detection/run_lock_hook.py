@@ -9,8 +9,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from leak_detection.predictions_output import FORCE_PARAM, check_predictions_output, is_forced
-from leak_detection.run_lock import RunLock, acquire_run_lock, lock_path
+from leak_detection.runs.predictions_output import FORCE_PARAM, check_predictions_output, is_forced
+from leak_detection.runs.run_lock import RunLock, acquire_run_lock, lock_path
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def writes_only_predictions(pipeline) -> bool:
 
 
 class RunLockHook:
-    """Hold the project's run lock (``leak_detection.run_lock``) for a run that writes.
+    """Hold the project's run lock (``leak_detection.runs.run_lock``) for a run that writes.
 
     The hooks are wrappers so that the lock is taken before every other project hook
     (the demo recordings are written in one) and released after every other one (the

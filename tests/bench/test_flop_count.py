@@ -1,7 +1,7 @@
 """The roofline's analytic FLOP count agrees with PyTorch's own counter."""
 
 from bench.training import BACKWARD_FACTOR, MULTIPLY_ADD_LAYERS, fast_path_forward_flops, torch_counted_flops
-from leak_detection.model import LeakCNNMulti
+from leak_detection.model.network import LeakCNNMulti
 
 
 def test_multiply_adds_match_torch_flop_counter():

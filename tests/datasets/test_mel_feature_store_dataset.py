@@ -17,7 +17,7 @@ from kedro.io.core import DatasetError
 
 from leak_detection.datasets import MelFeatureStoreDataset
 from leak_detection.datasets.mel_feature_store_dataset import H5Rows
-from leak_detection.feature_store import FORMAT_VERSION, MelFeatureStore
+from leak_detection.features.store import FORMAT_VERSION, MelFeatureStore
 
 N_SHORT, N_MELS, N_FRAMES = 3, 8, 5
 

@@ -86,7 +86,9 @@ def test_a_manifest_row_naming_a_link_out_of_the_folder_is_rejected_not_read(tmp
     (root / "manifest.csv").write_text("path,label\nLEAK/notes.dat,LEAK\n")
     recordings = RecordingsDataset(path=root).load()
     assert list(recordings.table["file_id"]) == ["LEAK/a.wav"]
-    assert recordings.unusable == [("LEAK/notes.dat", "listed in manifest.csv line 2: a link outside the recordings folder")]
+    assert recordings.unusable == [
+        ("LEAK/notes.dat", "listed in manifest.csv line 2: a link outside the recordings folder")
+    ]
 
 
 def test_missing_folder_names_the_override(tmp_path):

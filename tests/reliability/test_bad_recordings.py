@@ -147,8 +147,8 @@ def test_a_one_hour_recording_is_processed_in_bounded_memory(tmp_path):
         import resource, json
         import numpy as np
         from leak_detection.datasets import RecordingsDataset
-        from leak_detection.front_end import FrontEndConfig, analyse_recording
-        from leak_detection.datasets.recordings_dataset import RecordingCollection
+        from leak_detection.audio.front_end import FrontEndConfig, analyse_recording
+        from leak_detection.audio.recordings import RecordingCollection
         import pandas as pd
         from pathlib import Path
         config = FrontEndConfig()

@@ -87,7 +87,7 @@ def test_a_corrupted_last_checkpoint_is_named_and_the_newest_intact_epoch_is_use
 WRITE_SCRIPT = textwrap.dedent("""
     import numpy as np
     from leak_detection.datasets import MelFeatureStoreDataset
-    from leak_detection.feature_store import MelFeatureStore
+    from leak_detection.features.store import MelFeatureStore
     n_files, per_file = 400, 500
     store = MelFeatureStore(
         segments_mel=np.random.default_rng(1).normal(size=(n_files * per_file, 3, 32, 1)).astype(np.float32),

@@ -10,19 +10,19 @@ import pytest
 import torch
 from kedro.io import DatasetError
 
-from leak_detection import feature_store
+from leak_detection.audio.front_end import FrontEndConfig
 from leak_detection.datasets import MelFeatureStoreDataset, TorchModelDataset
 from leak_detection.datasets.mel_feature_store_dataset import H5Rows
-from leak_detection.feature_store import MelFeatureStore
-from leak_detection.front_end import FrontEndConfig
-from leak_detection.model import LeakCNNMulti, model_from_state, state_dict_sha256
-from leak_detection.model_meta import feature_config_sha256
+from leak_detection.features import store as feature_store
+from leak_detection.features.store import MelFeatureStore
+from leak_detection.model.meta import feature_config_sha256
+from leak_detection.model.network import LeakCNNMulti, model_from_state, state_dict_sha256
 from leak_detection.pipelines.data_indexing.nodes import file_targets, summarise_classes
 from leak_detection.pipelines.deployment.nodes import export_onnx_model
 from leak_detection.pipelines.evaluation.nodes import score_segments
 from leak_detection.pipelines.predict.nodes import predict_recordings
 from leak_detection.pipelines.training.nodes import train_model
-from leak_detection.trainer import TrainerConfig
+from leak_detection.training.loop import TrainerConfig
 from tests.conftest import synthetic_store
 
 
@@ -92,9 +92,7 @@ def test_a_store_built_with_an_infinite_feature_is_refused_naming_the_file():
     segments = store.segments_mel.copy()
     segments[rows_of(store, "RANDOM/004.wav").start] = np.inf
     with pytest.raises(ValueError, match="non-finite features .* RANDOM/004.wav"):
-        MelFeatureStore(
-            segments, store.file_offsets, store.labels, store.file_ids, store.groups, store.label_names
-        )
+        MelFeatureStore(segments, store.file_offsets, store.labels, store.file_ids, store.groups, store.label_names)
 
 
 def test_a_nan_training_loss_stops_training_before_anything_is_saved(tmp_path):
@@ -155,8 +153,10 @@ def edited(meta, change):
             r"feature_config: .*f_max=2048.0\), yet front_end_problem says it can",
         ),
         (
-            lambda m: m.update(feature_config_sha256=feature_config_sha256(m["feature_config"]))
-            or m["feature_config"].update(sample_rate=8000),
+            lambda m: (
+                m.update(feature_config_sha256=feature_config_sha256(m["feature_config"]))
+                or m["feature_config"].update(sample_rate=8000)
+            ),
             "feature_config was changed after training",
         ),
         (lambda m: m["feature_config"].update(n_mels=64), "feature_config.n_mels = 64: the weights take 32"),

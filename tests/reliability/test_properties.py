@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leak_detection.front_end import FrontEndConfig, count_long_segments, recording_features, resampled_length
-from leak_detection.scoring import file_vote
-from leak_detection.splits import assign_splits
+from leak_detection.audio.front_end import FrontEndConfig, count_long_segments, recording_features, resampled_length
+from leak_detection.decisions.scoring import file_vote
+from leak_detection.features.splits import assign_splits
 
 CONFIG = FrontEndConfig()
 

@@ -21,7 +21,7 @@ import torch
 import yaml
 from kedro.io import DataCatalog
 
-from leak_detection.front_end import FrontEndConfig, analyse_recording
+from leak_detection.audio.front_end import FrontEndConfig, analyse_recording
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -55,7 +55,7 @@ def test_six_files_at_odd_sample_rates_are_extracted_in_bounded_memory(tmp_path)
         sf.write(label / f"{rate}.wav", 0.1 * np.random.default_rng(i).normal(size=2 * rate), rate)
     measured = peak_rss_mb(f"""
         from leak_detection.datasets import RecordingsDataset
-        from leak_detection.front_end import FrontEndConfig
+        from leak_detection.audio.front_end import FrontEndConfig
         from leak_detection.pipelines.feature_extraction.nodes import extract_features, label_recordings
         recordings = RecordingsDataset(path={str(tmp_path)!r}).load()
         labelled = label_recordings(recordings, {{}})
@@ -90,7 +90,7 @@ def test_a_megahertz_file_is_reported_and_the_others_are_kept(tmp_path):
 
 
 def test_the_resamplers_kept_between_files_are_bounded_by_bytes(monkeypatch):
-    import leak_detection.front_end as front_end
+    import leak_detection.audio.front_end as front_end
 
     monkeypatch.setattr(front_end, "RESAMPLER_CACHE_BYTES", 20 << 20)
     monkeypatch.setattr(front_end, "_resamplers", OrderedDict())
@@ -239,7 +239,7 @@ STORE_SCRIPT = """
     import sys
     import numpy as np
     from leak_detection.datasets import MelFeatureStoreDataset
-    from leak_detection.feature_store import MelFeatureStore
+    from leak_detection.features.store import MelFeatureStore
     n = 10_000
     store = MelFeatureStore(
         segments_mel=np.random.default_rng(0).random((n * 10, 3, 32, 1), dtype=np.float32),

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 
 import pandas as pd
@@ -21,19 +20,19 @@ from kedro.framework.session import KedroSession
 from kedro.runner import SequentialRunner
 
 from leak_detection import console
+from leak_detection.audio.analysis_pool import analyse_file
+from leak_detection.audio.front_end import FrontEndConfig
 from leak_detection.datasets import InboxDataset, RecordingsDataset
-from leak_detection.analysis_pool import analyse_file
-from leak_detection.front_end import FrontEndConfig
 from leak_detection.labels import LabelError, resolve_label_mapping
-from leak_detection.predictions_output import PredictionsOutputError, check_predictions_output
-from leak_detection.run_lock import LOCK_NAME, ProjectBusyError
 from leak_detection.run_lock_hook import writes_only_predictions
+from leak_detection.runs.predictions_output import PredictionsOutputError, check_predictions_output
+from leak_detection.runs.run_lock import LOCK_NAME, ProjectBusyError
 from tests.conftest import PROJECT
 
 LOCK_HOLDER = """
 import sys
 from pathlib import Path
-from leak_detection.run_lock import acquire_run_lock
+from leak_detection.runs.run_lock import acquire_run_lock
 acquire_run_lock(Path(sys.argv[1]))
 print("holding", flush=True)
 sys.stdin.read()
@@ -277,7 +276,9 @@ def test_kedro_run_predict_with_force_may_replace_a_foreign_file(project, tmp_pa
     with pytest.raises(PredictionsOutputError, match="predictions_output_force=true"):
         run_session(project, "predict", params, runner=RecordingRunner(), namespaces=["binary"])
     runner = RecordingRunner()
-    run_session(project, "predict", {**params, "predictions_output_force": "true"}, runner=runner, namespaces=["binary"])
+    run_session(
+        project, "predict", {**params, "predictions_output_force": "true"}, runner=runner, namespaces=["binary"]
+    )
     assert runner.reached
 
 
@@ -346,7 +347,9 @@ def test_feature_extraction_reports_links_fifos_and_manifest_conflicts(project, 
         "conflict: listed in manifest.csv line 3 as QUIET",
     ]
     assert reasons["LEAK/dangling.wav"] == [f"a link to {root / 'LEAK' / 'gone.wav'}, which does not exist"]
-    assert reasons["LEAK/outside.wav"] == [f"a link to {tmp_path / 'secret.wav'}, outside the recordings folder: not read"]
+    assert reasons["LEAK/outside.wav"] == [
+        f"a link to {tmp_path / 'secret.wav'}, outside the recordings folder: not read"
+    ]
     assert reasons["NORMAL/pipe.wav"] == ["not a regular file (a FIFO): only regular files are read"]
 
 

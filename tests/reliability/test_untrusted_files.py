@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError
 
-from leak_detection.checkpoints import CheckpointFolder
 from leak_detection.datasets import MelFeatureStoreDataset, RecordingsDataset, TorchModelDataset
+from leak_detection.training.checkpoints import CheckpointFolder
 from tests.conftest import PROJECT, synthetic_store
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from kedro.io import DataCatalog, DatasetError
 
-from leak_detection.model import LeakCNNMulti, model_from_state, state_dict_sha256
+from leak_detection.model.network import LeakCNNMulti, model_from_state, state_dict_sha256
 
 V1, V2 = "2026-01-01T00.00.00.000Z", "2026-02-01T00.00.00.000Z"
 

@@ -7,7 +7,7 @@ from .atomic_text_dataset import AtomicTextDataset
 from .inbox_dataset import InboxDataset
 from .mel_feature_store_dataset import MelFeatureStoreDataset
 from .onnx_model_dataset import OnnxModelDataset
-from .recordings_dataset import RecordingCollection, RecordingsDataset
+from .recordings_dataset import RecordingsDataset
 from .torch_model_dataset import TorchModelDataset
 
 __all__ = [
@@ -18,7 +18,6 @@ __all__ = [
     "InboxDataset",
     "MelFeatureStoreDataset",
     "OnnxModelDataset",
-    "RecordingCollection",
     "RecordingsDataset",
     "TorchModelDataset",
 ]

@@ -7,7 +7,7 @@ import pandas as pd
 from kedro.io.core import get_filepath_str
 from kedro_datasets.pandas import CSVDataset
 
-from leak_detection.atomic_files import open_for_saving
+from leak_detection.runs.atomic_files import open_for_saving
 
 
 class AtomicCSVDataset(CSVDataset):

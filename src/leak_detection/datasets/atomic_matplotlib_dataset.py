@@ -8,7 +8,7 @@ import io
 from kedro_datasets.matplotlib import MatplotlibDataset
 from matplotlib.figure import Figure
 
-from leak_detection.atomic_files import open_for_saving
+from leak_detection.runs.atomic_files import open_for_saving
 
 
 class AtomicMatplotlibDataset(MatplotlibDataset):

@@ -9,8 +9,8 @@ from typing import Any
 from kedro.io.core import Version, get_filepath_str
 from kedro_datasets.text import TextDataset
 
-from leak_detection.atomic_files import open_for_saving
 from leak_detection.datasets.intact_versions import IntactVersionsMixin, paired_filepaths
+from leak_detection.runs.atomic_files import open_for_saving
 
 
 class AtomicTextDataset(IntactVersionsMixin, TextDataset):

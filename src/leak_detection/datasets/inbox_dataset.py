@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from .recordings_dataset import RecordingCollection, audio_extensions
+from leak_detection.audio.recordings import RecordingCollection, audio_extensions
 
 
 class InboxDataset(AbstractDataset[None, RecordingCollection]):

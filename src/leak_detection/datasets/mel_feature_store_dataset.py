@@ -25,8 +25,8 @@ import h5py
 import numpy as np
 from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path
 
-from leak_detection.atomic_files import atomic_path
-from leak_detection.feature_store import FORMAT_VERSION, MelFeatureStore, non_finite_in
+from leak_detection.features.store import FORMAT_VERSION, MelFeatureStore, non_finite_in
+from leak_detection.runs.atomic_files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
 
         >>> import numpy as np
         >>> from leak_detection.datasets import MelFeatureStoreDataset
-        >>> from leak_detection.feature_store import MelFeatureStore
+        >>> from leak_detection.features.store import MelFeatureStore
         >>>
         >>> store = MelFeatureStore(
         ...     segments_mel=np.zeros((3, 2, 8, 5), dtype=np.float32),

@@ -9,7 +9,7 @@ from typing import Any
 import onnx
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 
-from leak_detection.atomic_files import atomic_path
+from leak_detection.runs.atomic_files import atomic_path
 
 
 class OnnxModelDataset(AbstractVersionedDataset[bytes, bytes]):

@@ -24,9 +24,9 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
-from leak_detection.atomic_files import atomic_path
 from leak_detection.datasets.intact_versions import IntactVersionsMixin, paired_filepaths
-from leak_detection.model import non_finite_tensors
+from leak_detection.model.network import non_finite_tensors
+from leak_detection.runs.atomic_files import atomic_path
 
 StateDict = dict[str, torch.Tensor]
 

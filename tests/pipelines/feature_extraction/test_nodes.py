@@ -14,7 +14,7 @@ from leak_detection.pipelines.feature_extraction.nodes import (
     label_recordings,
 )
 
-FRONT_END = {}  # SPEC defaults
+FRONT_END = {}  # the defaults
 SPLITS = {"ratios": {"train": 0.7, "validation": 0.2, "test": 0.1}, "seed": 0}
 
 

@@ -3,14 +3,14 @@ import logging
 import pytest
 import torch
 
-from leak_detection.checkpoints import CheckpointFolder
+from leak_detection.decisions.scoring import EVAL_METHOD
 from leak_detection.pipelines.data_indexing.nodes import file_targets, summarise_classes
 from leak_detection.pipelines.training.nodes import train_model
-from leak_detection.scoring import EVAL_METHOD
-from leak_detection.trainer import warmup_cosine
+from leak_detection.training.checkpoints import CheckpointFolder
+from leak_detection.training.loop import warmup_cosine
 from tests.conftest import synthetic_store
 
-SPEC_META_FIELDS = {
+REFERENCE_META_FIELDS = {
     "binary_mode",
     "num_classes",
     "class_names",
@@ -48,7 +48,7 @@ def train(tmp_path, mode="binary", store_and_index=None, **overrides):
 
 
 def test_binary_model_finds_the_leak_files(tmp_path):
-    # The replaced code's binary mode found 0 of 1,687 leaks (SPEC defect 1).
+    # The replaced system's binary mode found 0 of 1,687 leaks (docs/architecture.md, D1).
     _, meta, history = train(tmp_path, "binary")
     assert history["val_file_leak_recall"].max() > 0
     assert meta["best_file_leak_f1"] >= 0.8
@@ -56,7 +56,7 @@ def test_binary_model_finds_the_leak_files(tmp_path):
 
 def test_model_meta_has_every_field_of_both_modes(tmp_path):
     state, meta, _ = train(tmp_path, "binary", epochs=1)
-    assert SPEC_META_FIELDS <= set(meta)
+    assert REFERENCE_META_FIELDS <= set(meta)
     assert meta["binary_mode"] is True and meta["num_classes"] == 2
     assert meta["class_names"] == ["NOLEAK", "LEAK"] and meta["leak_output_idx"] == 1
     assert meta["original_class_names"] == ["LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"]
@@ -181,7 +181,7 @@ def test_two_runs_of_one_definition_give_identical_weights_and_metrics(tmp_path)
 
 
 def test_level_augmentation_shifts_each_segment_by_a_gain_and_a_tilt_within_bounds():
-    from leak_detection.trainer import augment_levels
+    from leak_detection.training.loop import augment_levels
 
     x = torch.zeros(500, 1, 32, 1)
     out = augment_levels(x, 20.0, 6.0, torch.Generator().manual_seed(1))

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from leak_detection.feature_store import MelFeatureStore
+from leak_detection.features.splits import SPLITS
+from leak_detection.features.store import MelFeatureStore
 from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK, check_mode_classes
-from leak_detection.model_split import split_file_ids, split_sha256
-from leak_detection.splits import SPLITS
+from leak_detection.metrics.model_split import split_file_ids, split_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ def summarise_classes(file_targets: pd.DataFrame, mode: str) -> dict[str, Any]:
 
     The loss is taken per segment and recordings differ in length, so weights come
     from training segments, not files: ``n / (n_classes * n_class)`` makes every class
-    pull equally; ``leak_pos_weight`` (``n_neg / n_pos``) is SPEC's weight for the
-    leak-vs-rest auxiliary loss.
+    pull equally; ``leak_pos_weight`` (``n_neg / n_pos``) is the paper's weight for
+    the leak-vs-rest auxiliary loss.
     """
     names = output_names(file_targets, mode)
     counts = (

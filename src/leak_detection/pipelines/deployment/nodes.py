@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from leak_detection.feature_store import MelFeatureStore
-from leak_detection.model import model_from_state
-from leak_detection.onnx_export import export_onnx, parity
-from leak_detection.segment_batches import SegmentSource
-from leak_detection.store_contract import front_end_problem
+from leak_detection.features.segment_batches import SegmentSource
+from leak_detection.features.store import MelFeatureStore
+from leak_detection.features.store_contract import front_end_problem
+from leak_detection.model.network import model_from_state
+from leak_detection.model.onnx_export import export_onnx, parity
 
 logger = logging.getLogger(__name__)
 

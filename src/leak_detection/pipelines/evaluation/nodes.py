@@ -1,9 +1,9 @@
 """Evaluate one mode's model, file by file, the paper's way.
 
-Only the model's own validation and test files are scored (``leak_detection.model_split``).
+Only the model's own validation and test files are scored (``leak_detection.metrics.model_split``).
 Validation chooses the decision rule and threshold; test is scored once, with that rule,
-and never influences any choice (the replaced code swept the threshold on test: SPEC
-defect 4). Test figures carry bootstrap intervals (``leak_detection.uncertainty``).
+and never influences any choice (the replaced system swept the threshold on test:
+docs/architecture.md, D4). Test figures carry bootstrap intervals (``leak_detection.metrics.uncertainty``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, classification_report, confusion_matrix, roc_auc_score
 
-from leak_detection.decision_rules import (
+from leak_detection.decisions.inference import predict_segments
+from leak_detection.decisions.rules import (
     DecisionRule,
     FileDecisions,
     choose_decision_rule,
@@ -25,15 +26,19 @@ from leak_detection.decision_rules import (
     long_rule_scores,
     macro_f1,
 )
-from leak_detection.familiarity import Familiarity
-from leak_detection.feature_store import MelFeatureStore
-from leak_detection.inference import predict_segments
+from leak_detection.decisions.scoring import leak_detection_metrics, long_segment_scores
+from leak_detection.features.familiarity import Familiarity
+from leak_detection.features.segment_batches import SegmentSource
+from leak_detection.features.store import MelFeatureStore
 from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK
-from leak_detection.model import model_from_state
-from leak_detection.model_split import EVALUATED_SPLITS, model_split_targets
-from leak_detection.scoring import leak_detection_metrics, long_segment_scores
-from leak_detection.segment_batches import SegmentSource
-from leak_detection.uncertainty import BootstrapSettings, FileSample, bootstrap_intervals, resampling_description
+from leak_detection.metrics.model_split import EVALUATED_SPLITS, model_split_targets
+from leak_detection.metrics.uncertainty import (
+    BootstrapSettings,
+    FileSample,
+    bootstrap_intervals,
+    resampling_description,
+)
+from leak_detection.model.network import model_from_state
 
 from . import plots
 
@@ -60,7 +65,9 @@ def score_segments(
     network = model_from_state(model, model_meta)
     scored = {}
     for split in EVALUATED_SPLITS:
-        source = SegmentSource.for_split(mel_features, evaluated_targets, split, int(evaluation["memory_budget_mb"] * 2**20))
+        source = SegmentSource.for_split(
+            mel_features, evaluated_targets, split, int(evaluation["memory_budget_mb"] * 2**20)
+        )
         predictions = predict_segments(
             network, source.ordered_blocks(), model_meta["leak_output_idx"], batch_size=evaluation["batch_size"]
         )
@@ -80,7 +87,7 @@ def score_segments(
 def evaluated_files(
     model_meta: dict[str, Any], mel_features: MelFeatureStore, file_targets: pd.DataFrame, evaluation: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The model's own validation and test files (``leak_detection.model_split``) and how the index differs."""
+    """The model's own validation and test files (``leak_detection.metrics.model_split``) and how the index differs."""
     own, check = model_split_targets(model_meta, mel_features, file_targets, evaluation["on_split_mismatch"])
     return own, check.to_dict()
 

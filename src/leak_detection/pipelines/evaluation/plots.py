@@ -157,7 +157,8 @@ def timeline_figure(
     missing = [o for o in OUTCOMES if o not in dict(rows)]
     fig.suptitle(
         f"{mode}: long-segment {rule.score} against the threshold ({rule.threshold:.2f}); a file is LEAK when at "
-        "least half of its long segments reach it" + (f"\nno {', '.join(missing)} file in the test split" if missing else ""),
+        "least half of its long segments reach it"
+        + (f"\nno {', '.join(missing)} file in the test split" if missing else ""),
         fontsize=9,
     )
     fig.tight_layout()

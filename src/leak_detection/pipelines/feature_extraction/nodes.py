@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leak_detection.analysis_pool import analyse_files
-from leak_detection.datasets.recordings_dataset import RecordingCollection
-from leak_detection.feature_store import MelFeatureStore
-from leak_detection.front_end import FrontEndConfig
+from leak_detection.audio.analysis_pool import analyse_files
+from leak_detection.audio.front_end import FrontEndConfig
+from leak_detection.audio.recordings import RecordingCollection
+from leak_detection.features.splits import assign_splits, holdout_groups
+from leak_detection.features.store import MelFeatureStore
 from leak_detection.labels import CLASS_NAMES, resolve_label_mapping
 from leak_detection.pipelines.data_indexing.nodes import STORE_FINGERPRINT, store_fingerprint
-from leak_detection.splits import assign_splits, holdout_groups
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def index_recordings(
     Built from the store alone, so a store made elsewhere can be trained from; its
     label names go through ``label_mapping`` as folder names do (``HISS: LEAK``).
     ``splits`` holds ``ratios``, ``seed`` and optionally ``holdout_sites``: group
-    patterns whose groups all go to test (see ``leak_detection.splits``).
+    patterns whose groups all go to test (see ``leak_detection.features.splits``).
     """
     mapping = resolve_label_mapping(mel_features.label_names, label_mapping or {})
     label_names = [mapping[name] for name in mel_features.label_names]

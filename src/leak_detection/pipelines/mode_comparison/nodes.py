@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from leak_detection.labels import LEAK
-from leak_detection.uncertainty import (
+from leak_detection.metrics.uncertainty import (
     DECISION_METRICS,
     RANKING_METRICS,
     BootstrapSettings,

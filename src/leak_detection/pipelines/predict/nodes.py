@@ -2,7 +2,7 @@
 
 Features come from the model's own recorded front-end configuration through the one
 feature function, and files are decided by the one vote at the model's validation
-threshold: the replaced code's train/inference mismatch (SPEC defect 2) has no
+threshold: the replaced system's train/inference mismatch (docs/architecture.md, D2) has no
 second code path to hide in.
 """
 
@@ -16,16 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from leak_detection.analysis_pool import analyse_files
-from leak_detection.datasets.recordings_dataset import RecordingCollection
-from leak_detection.familiarity import Familiarity, recording_summary, unfamiliar_advice
-from leak_detection.front_end import FrontEndConfig
-from leak_detection.inference import predict_segments
+from leak_detection.audio.analysis_pool import analyse_files
+from leak_detection.audio.front_end import FrontEndConfig
+from leak_detection.audio.recordings import RecordingCollection
+from leak_detection.decisions.inference import predict_segments
+from leak_detection.decisions.rules import DecisionRule, decide_files, is_binary
+from leak_detection.decisions.scoring import long_segment_scores
+from leak_detection.features.familiarity import Familiarity, recording_summary, unfamiliar_advice
+from leak_detection.features.store_contract import front_end_problem
 from leak_detection.labels import LEAK, NOLEAK
-from leak_detection.model import model_from_state
-from leak_detection.decision_rules import DecisionRule, decide_files, is_binary
-from leak_detection.scoring import long_segment_scores
-from leak_detection.store_contract import front_end_problem
+from leak_detection.model.network import model_from_state
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def _flag_unfamiliar(table: pd.DataFrame, familiarity: Familiarity | None, model
     table["unfamiliar"] = table["unfamiliarity"] > familiarity.threshold if familiarity else False
     n_unfamiliar = int(table["unfamiliar"].sum())
     if familiarity is None:
-        logger.info("%s: model %s predates familiarity statistics", model_meta.get("mode"), model_meta.get("model_version"))
+        logger.info(
+            "%s: model %s predates familiarity statistics", model_meta.get("mode"), model_meta.get("model_version")
+        )
     elif n_unfamiliar:
         logger.warning("%s", unfamiliar_advice(n_unfamiliar, int(table["error"].eq("").sum()), familiarity.threshold))
     return table

@@ -13,23 +13,23 @@ from typing import Any
 import pandas as pd
 import torch
 
-from leak_detection.decision_rules import DecisionRule, choose_decision_rule
-from leak_detection.familiarity import fit_familiarity
-from leak_detection.feature_store import MelFeatureStore
-from leak_detection.inference import predict_segments
+from leak_detection.decisions.inference import predict_segments
+from leak_detection.decisions.rules import DecisionRule, choose_decision_rule
+from leak_detection.decisions.scoring import EVAL_METHOD, long_segment_scores
+from leak_detection.features.familiarity import fit_familiarity
+from leak_detection.features.segment_batches import SegmentSource
+from leak_detection.features.store import MelFeatureStore
+from leak_detection.features.store_contract import front_end_problem
 from leak_detection.labels import CLASS_NAMES, LEAK
-from leak_detection.model import LeakCNNMulti, param_count, state_dict_sha256
-from leak_detection.model_meta import feature_config_sha256
-from leak_detection.model_split import dataset_fingerprint, split_file_ids, split_sha256
+from leak_detection.metrics.model_split import dataset_fingerprint, split_file_ids, split_sha256
+from leak_detection.model.meta import feature_config_sha256
+from leak_detection.model.network import LeakCNNMulti, param_count, state_dict_sha256
 from leak_detection.pipelines.data_indexing.nodes import (
     STORE_FINGERPRINT,
     recorded_store_fingerprint,
     store_fingerprint,
 )
-from leak_detection.scoring import EVAL_METHOD, long_segment_scores
-from leak_detection.segment_batches import SegmentSource
-from leak_detection.store_contract import front_end_problem
-from leak_detection.trainer import LeakLoss, TrainerConfig, fit
+from leak_detection.training.loop import LeakLoss, TrainerConfig, fit
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def check_built_together(
 def validation_decision_rule(
     model: LeakCNNMulti, validation: SegmentSource, names: list[str], batch_size: int
 ) -> tuple[DecisionRule, list[dict[str, Any]]]:
-    """The best model's file decision rule, chosen on validation (``leak_detection.decision_rules``)."""
+    """The best model's file decision rule, chosen on validation (``leak_detection.decisions.rules``)."""
     leak_idx = names.index(LEAK)
     predictions = predict_segments(model, validation.ordered_blocks(), leak_idx, batch_size=batch_size)
     n_short = validation.n_short

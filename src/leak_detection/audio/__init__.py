@@ -1,0 +1,1 @@
+"""Recordings to features: reading audio files, resampling, the front end, and the parallel runner."""

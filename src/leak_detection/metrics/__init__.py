@@ -1,0 +1,1 @@
+"""How good and how sure: the model's own evaluation split and bootstrap intervals."""

@@ -1,0 +1,1 @@
+"""Fitting a model: configuration, the loop, its state and checkpoints."""
