@@ -1,8 +1,11 @@
-"""Whole-project runs through a KedroSession, in a throw-away copy of the project.
+"""Whole-project runs through a KedroSession, in throw-away copies of the project.
 
-The copy keeps the user's own data/ untouched: catalog paths resolve inside it.
+The copies keep the user's own data/ untouched: catalog paths resolve inside them. Each test starts from a
+fixture that says what it needs (an indexed project, a trained one) and changes only its own copy, so the tests
+pass in any order and one at a time.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,14 +25,44 @@ from leak_detection.datasets import MelFeatureStoreDataset
 from leak_detection.model.network import LeakCNNMulti, state_dict_sha256
 from leak_detection.pipeline_registry import register_pipelines
 
-
-def run(project, pipeline, **runtime_params):
-    with KedroSession.create(project_path=project, runtime_params=runtime_params) as session:
-        return session.run(pipeline_names=[pipeline])
+QUICK_TRAINING = {"epochs": 2, "batch_size": 256, "patience": 2, "fresh_start": True}
+QUICK_RUNTIME = {mode: {"training": QUICK_TRAINING} for mode in ("binary", "multiclass")}
 
 
-def test_data_indexing_builds_the_store_and_both_modes_indexes(project, tiny_recordings):
+def run(project, pipeline, namespaces=None, load_versions=None, **runtime_params):
+    # Catalog paths are relative, so a run must happen from its project's root, as `kedro run` does.
+    with contextlib.chdir(project), KedroSession.create(project_path=project, runtime_params=runtime_params) as session:
+        return session.run(pipeline_names=[pipeline], namespaces=namespaces, load_versions=load_versions)
+
+
+def copy_of(project, tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("build"))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def indexed_project(project, tiny_recordings):
     run(project, "data_indexing", recordings_dir=str(tiny_recordings))
+    return project
+
+
+@pytest.fixture(scope="module")
+def trained_project(indexed_project, tiny_recordings, tmp_path_factory):
+    trained = copy_of(indexed_project, tmp_path_factory.mktemp("trained"))
+    run(trained, "train_both", recordings_dir=str(tiny_recordings), **QUICK_RUNTIME)
+    return trained
+
+
+@pytest.fixture
+def trained_copy(trained_project, tmp_path, monkeypatch):
+    copy = copy_of(trained_project, tmp_path)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def test_data_indexing_builds_the_store_and_both_modes_indexes(indexed_project, tiny_recordings):
+    project = indexed_project
     store = MelFeatureStoreDataset(filepath=str(project / "data/04_feature/mel_features.h5")).load()
     index = pd.read_csv(project / "data/03_primary/recordings_index.csv")
     rejected = pd.read_csv(project / "data/08_reporting/rejected_recordings.csv")
@@ -44,15 +77,12 @@ def test_data_indexing_builds_the_store_and_both_modes_indexes(project, tiny_rec
         assert len(targets) == len(index)
 
 
-QUICK_TRAINING = {"epochs": 2, "batch_size": 256, "patience": 2, "fresh_start": True}
-QUICK_RUNTIME = {mode: {"training": QUICK_TRAINING} for mode in ("binary", "multiclass")}
-
-
 def versions(folder):
     return {p.name for p in folder.iterdir()} if folder.exists() else set()
 
 
-def test_a_named_existing_store_is_never_overwritten_by_extraction(project, tiny_recordings):
+def test_a_named_existing_store_is_never_overwritten_by_extraction(indexed_project, tiny_recordings, tmp_path):
+    project = copy_of(indexed_project, tmp_path)
     store = project / "data/04_feature/mel_features.h5"
     before = store.read_bytes()
     with pytest.raises(ValueError, match="train_from_store"):
@@ -60,7 +90,8 @@ def test_a_named_existing_store_is_never_overwritten_by_extraction(project, tiny
     assert store.read_bytes() == before
 
 
-def test_training_data_can_come_from_a_store_built_elsewhere(project, tmp_path):
+def test_training_data_can_come_from_a_store_built_elsewhere(indexed_project, tmp_path):
+    project = copy_of(indexed_project, tmp_path)
     elsewhere = tmp_path / "built elsewhere.h5"
     shutil.copy(project / "data/04_feature/mel_features.h5", elsewhere)
     (project / "data/03_primary/recordings_index.csv").unlink()
@@ -69,11 +100,9 @@ def test_training_data_can_come_from_a_store_built_elsewhere(project, tmp_path):
     assert list(index["file_id"]) == MelFeatureStoreDataset(filepath=str(elsewhere)).load().file_ids
 
 
-def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_recordings):
-    models = {mode: project / f"data/06_models/{mode}" for mode in ("binary", "multiclass")}
-    before = {mode: versions(folder / "best.pth") for mode, folder in models.items()}
-    run(project, "train_both", recordings_dir=str(tiny_recordings), **QUICK_RUNTIME)
-    new_versions = {mode: versions(folder / "best.pth") - before[mode] for mode, folder in models.items()}
+def test_train_both_leaves_a_versioned_model_and_meta_per_mode(trained_project):
+    project = trained_project
+    new_versions = {mode: versions(project / f"data/06_models/{mode}/best.pth") for mode in ("binary", "multiclass")}
     assert new_versions["binary"] == new_versions["multiclass"]  # one version for the whole run
     for mode, n_classes in (("binary", 2), ("multiclass", 5)):
         (version,) = new_versions[mode]
@@ -116,16 +145,14 @@ def test_train_both_leaves_a_versioned_model_and_meta_per_mode(project, tiny_rec
     assert "| f1 |" in (project / "data/08_reporting/mode_comparison.md").read_text()
 
 
-def test_predict_gives_exactly_the_decisions_evaluation_gave(project, tiny_recordings):
+def test_predict_gives_exactly_the_decisions_evaluation_gave(trained_project, tiny_recordings, tmp_path):
+    project = trained_project
     for mode in ("binary", "multiclass"):
         evaluated = pd.read_csv(project / f"data/08_reporting/{mode}/file_predictions.csv")
         test = evaluated[evaluated["split"] == "test"].set_index("file_id")
         files = [str(tiny_recordings / f) for f in test.index]
-        output = project / f"predicted_{mode}.csv"
-        with KedroSession.create(
-            project_path=project, runtime_params={"inbox_dir": files, "predictions_output": str(output)}
-        ) as session:
-            session.run(pipeline_names=["predict"], namespaces=[mode])
+        output = tmp_path / f"predicted_{mode}.csv"
+        run(project, "predict", namespaces=[mode], inbox_dir=files, predictions_output=str(output))
         predicted = pd.read_csv(output, keep_default_na=False)
         predicted["file_id"] = [str(Path(f).relative_to(tiny_recordings)) for f in predicted["file"]]
         predicted = predicted.set_index("file_id").loc[test.index]
@@ -140,7 +167,11 @@ def test_predict_gives_exactly_the_decisions_evaluation_gave(project, tiny_recor
         assert (predicted["unfamiliar"].astype(str) == "True").mean() < 0.5
 
 
-def test_decisions_do_not_move_when_recordings_are_scaled_by_0_05_or_20(project, tiny_recordings, tmp_path):
+def test_decisions_do_not_move_when_recordings_are_scaled_by_0_05_or_20(
+    trained_project, tiny_recordings, tmp_path, monkeypatch
+):
+    project = trained_project
+    monkeypatch.chdir(project)
     evaluated = pd.read_csv(project / "data/08_reporting/binary/file_predictions.csv")
     files = sorted(evaluated.loc[evaluated["split"] == "test", "file_id"])
     scores = {}
@@ -159,7 +190,8 @@ def test_decisions_do_not_move_when_recordings_are_scaled_by_0_05_or_20(project,
         np.testing.assert_allclose(scores[scale]["mean_leak_score"], scores[1.0]["mean_leak_score"], atol=0.02)
 
 
-def test_a_recording_unlike_the_training_data_is_flagged_unfamiliar(project, tmp_path):
+def test_a_recording_unlike_the_training_data_is_flagged_unfamiliar(trained_project, tmp_path, monkeypatch):
+    monkeypatch.chdir(trained_project)
     rate = 8000
     t = np.arange(rate * 4) / rate
     sf.write(tmp_path / "whistle.wav", 0.5 * np.sin(2 * np.pi * 1000 * t), rate)
@@ -171,7 +203,8 @@ def test_a_recording_unlike_the_training_data_is_flagged_unfamiliar(project, tmp
     assert "1 of 1 recordings sound unlike the model's training data" in result.output
 
 
-def test_the_console_command_scores_good_files_and_reports_broken_ones(project, tmp_path):
+def test_the_console_command_scores_good_files_and_reports_broken_ones(trained_project, tmp_path):
+    project = trained_project
     inbox = tmp_path / "this week"
     inbox.mkdir()
     rng = np.random.default_rng(0)
@@ -202,17 +235,15 @@ def test_console_help_explains_every_option():
         assert option in result.output
 
 
-def test_evaluation_scores_a_pinned_model_version(project):
+def test_evaluation_scores_a_pinned_model_version(trained_copy):
+    project = trained_copy
     models = project / "data/06_models/binary"
-    other_seed = {"binary": {"training": {**QUICK_TRAINING, "seed": 7}}}
-    with KedroSession.create(project_path=project, runtime_params=other_seed) as session:
-        session.run(pipeline_names=["training"], namespaces=["binary"])
+    run(project, "training", namespaces=["binary"], binary={"training": {**QUICK_TRAINING, "seed": 7}})
     oldest = sorted(versions(models / "best.pth"))[0]
     newest = sorted(versions(models / "best.pth"))[-1]
     assert oldest != newest
     pinned = {"binary.model": oldest, "binary.model_meta": oldest}
-    with KedroSession.create(project_path=project) as session:
-        session.run(pipeline_names=["evaluation"], namespaces=["binary"], load_versions=pinned)
+    run(project, "evaluation", namespaces=["binary"], load_versions=pinned)
     reports = project / "data/08_reporting/binary/metrics.json"
     latest_metrics = json.loads((reports / sorted(versions(reports))[-1] / "metrics.json").read_text())
     old_meta = json.loads((models / "model_meta.json" / oldest / "model_meta.json").read_text())
@@ -220,15 +251,14 @@ def test_evaluation_scores_a_pinned_model_version(project):
 
     mismatched = {"binary.model": oldest, "binary.model_meta": newest}
     with pytest.raises(ValueError, match="different versions"):
-        with KedroSession.create(project_path=project) as session:
-            session.run(pipeline_names=["evaluation"], namespaces=["binary"], load_versions=mismatched)
+        run(project, "evaluation", namespaces=["binary"], load_versions=mismatched)
 
 
-def test_one_branch_runs_alone_from_the_existing_store(project):
+def test_one_branch_runs_alone_from_the_existing_store(trained_copy):
+    project = trained_copy
     binary, multiclass = (project / f"data/06_models/{mode}/best.pth" for mode in ("binary", "multiclass"))
     before = (versions(binary), versions(multiclass))
-    with KedroSession.create(project_path=project, runtime_params=QUICK_RUNTIME) as session:
-        session.run(pipeline_names=["train_both"], namespaces=["binary"])
+    run(project, "train_both", namespaces=["binary"], **QUICK_RUNTIME)
     (new_binary,) = versions(binary) - before[0]
     assert versions(multiclass) == before[1]
     # The comparison node is outside the branch; it is made again from both modes' latest results.
@@ -237,7 +267,8 @@ def test_one_branch_runs_alone_from_the_existing_store(project):
     assert comparison["modes"]["multiclass"]["model_version"] == sorted(before[1])[-1]
 
 
-def test_a_re_split_index_never_scores_a_model_on_files_it_trained_on(project, tiny_recordings):
+def test_a_re_split_index_never_scores_a_model_on_files_it_trained_on(trained_copy, tiny_recordings):
+    project = trained_copy
     models = project / "data/06_models/binary"
     newest = sorted(versions(models / "model_meta.json"))[-1]
     meta = json.loads((models / "model_meta.json" / newest / "model_meta.json").read_text())
@@ -245,8 +276,7 @@ def test_a_re_split_index_never_scores_a_model_on_files_it_trained_on(project, t
     run(project, "data_indexing", recordings_dir=str(tiny_recordings), splits=resplit)
     index = pd.read_csv(project / "data/03_primary/recordings_index.csv")
     assert set(index.loc[index["split"] == "test", "file_id"]) & set(meta["split_file_ids"]["train"])
-    with KedroSession.create(project_path=project) as session:
-        session.run(pipeline_names=["evaluation"], namespaces=["binary"])
+    run(project, "evaluation", namespaces=["binary"])
     predictions = pd.read_csv(project / "data/08_reporting/binary/file_predictions.csv")
     assert sorted(predictions.loc[predictions["split"] == "test", "file_id"]) == meta["split_file_ids"]["test"]
     reports = project / "data/08_reporting/binary/metrics.json"
@@ -256,8 +286,7 @@ def test_a_re_split_index_never_scores_a_model_on_files_it_trained_on(project, t
 
     stop = {"binary": {"evaluation": {"on_split_mismatch": "stop"}}}
     with pytest.raises(ValueError, match="differs from the split model"):
-        with KedroSession.create(project_path=project, runtime_params=stop) as session:
-            session.run(pipeline_names=["evaluation"], namespaces=["binary"])
+        run(project, "evaluation", namespaces=["binary"], **stop)
 
 
 def test_both_modes_are_branches_of_one_definition():

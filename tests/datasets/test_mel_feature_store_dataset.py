@@ -16,8 +16,9 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
 from leak_detection.datasets import MelFeatureStoreDataset
-from leak_detection.datasets.mel_feature_store_dataset import H5Rows
-from leak_detection.features.store import FORMAT_VERSION, MelFeatureStore
+from leak_detection.features.hdf5_layout import FORMAT_VERSION
+from leak_detection.features.lazy_rows import H5Rows
+from leak_detection.features.store import MelFeatureStore
 
 N_SHORT, N_MELS, N_FRAMES = 3, 8, 5
 

@@ -69,3 +69,47 @@ def test_normalisation_statistics_match_numpy():
     mean, std = src.mean_std()
     np.testing.assert_allclose(mean.numpy(), rows.mean(axis=(0, 1, 3)), rtol=1e-5)
     np.testing.assert_allclose(std.numpy(), rows.std(axis=(0, 1, 3)), rtol=1e-4)
+
+
+class CountingRows:
+    """A ``RowReader`` over an array in memory that records the ranges asked of it."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows, self.shape, self.dtype, self.ndim = rows, rows.shape, rows.dtype, rows.ndim
+        self.reads: list[list[tuple[int, int]]] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        return self.rows[key]
+
+    def read_rows(self, starts, stops) -> np.ndarray:
+        self.reads.append(list(zip(starts.tolist(), stops.tolist(), strict=True)))
+        return np.concatenate([self.rows[a:b] for a, b in zip(starts, stops, strict=True)])
+
+    def non_finite_rows(self, block_rows: int) -> np.ndarray:
+        return np.empty(0, dtype=np.int64)
+
+
+@pytest.mark.parametrize("budget", [10**9, 1])
+def test_a_row_reader_is_read_through_its_ranges_and_gives_the_same_segments(budget):
+    store, from_array = source(budget)
+    expected = collect(from_array.ordered_blocks())[0]
+    store.segments_mel = reader = CountingRows(store.segments_mel)
+    from_reader = SegmentSource(
+        store=store,
+        file_indices=from_array.file_indices,
+        file_targets=from_array.file_targets,
+        file_is_leak=from_array.file_is_leak,
+        memory_budget_bytes=budget,
+        block_long_segments=4,
+    )
+    assert torch.equal(collect(from_reader.ordered_blocks())[0], expected)
+    # Files 2 and 3 touch, so they are one range; each file has 6 long segments.
+    merged = [(0, 6), (12, 24), (54, 60), (102, 108), (180, 186)]
+    if from_reader.in_memory:
+        assert reader.reads == [merged]
+    else:
+        assert all(len(ranges) == 1 and ranges[0][1] - ranges[0][0] <= 4 for ranges in reader.reads)
+        assert sum(b - a for ranges in reader.reads for a, b in ranges) == 36

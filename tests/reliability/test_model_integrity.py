@@ -12,8 +12,8 @@ from kedro.io import DatasetError
 
 from leak_detection.audio.front_end import FrontEndConfig
 from leak_detection.datasets import MelFeatureStoreDataset, TorchModelDataset
-from leak_detection.datasets.mel_feature_store_dataset import H5Rows
 from leak_detection.features import store as feature_store
+from leak_detection.features.lazy_rows import H5Rows
 from leak_detection.features.store import MelFeatureStore
 from leak_detection.model.meta import feature_config_sha256
 from leak_detection.model.network import LeakCNNMulti, model_from_state, state_dict_sha256
@@ -22,7 +22,7 @@ from leak_detection.pipelines.deployment.nodes import export_onnx_model
 from leak_detection.pipelines.evaluation.nodes import score_segments
 from leak_detection.pipelines.predict.nodes import predict_recordings
 from leak_detection.pipelines.training.nodes import train_model
-from leak_detection.training.loop import TrainerConfig
+from leak_detection.training.config import TrainerConfig
 from tests.conftest import synthetic_store
 
 
@@ -79,7 +79,7 @@ def test_a_lazy_store_is_checked_block_by_block_and_never_read_whole(tmp_path, m
     blocks = []
     checked = feature_store.non_finite_in
     monkeypatch.setattr(
-        "leak_detection.datasets.mel_feature_store_dataset.non_finite_in",
+        "leak_detection.features.lazy_rows.non_finite_in",
         lambda block: blocks.append(len(block)) or checked(block),
     )
     with pytest.raises(DatasetError, match="MECHANICAL/007.wav"):
@@ -244,4 +244,4 @@ def test_a_last_checkpoint_with_an_extra_weight_falls_back_to_the_newest_epoch_f
 )
 def test_absurd_training_numbers_get_a_range_message(key, value, allowed):
     with pytest.raises(ValueError, match=allowed):
-        TrainerConfig(**{key: value})
+        TrainerConfig.from_params({key: value})

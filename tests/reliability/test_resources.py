@@ -124,8 +124,6 @@ def project_catalog(tmp_path, names, **versions):
     for name in names:
         entry = json.loads(json.dumps(entries[name]))
         entry["filepath"] = str(tmp_path / entry["filepath"])
-        if "paired_with" in entry:
-            entry["paired_with"] = [str(tmp_path / p) for p in entry["paired_with"]]
         config[name] = entry
     return DataCatalog.from_config(config, **versions)
 

@@ -32,7 +32,7 @@ class AtomicJSONDataset(IntactVersionsMixin, JSONDataset):
           type: leak_detection.datasets.AtomicJSONDataset
           filepath: data/06_models/{mode}/model_meta.json
           versioned: true
-          paired_with: ["data/06_models/{mode}/best.pth"]
+          paired_with: ["best.pth"]  # beside this file
         ```
 
         Using the [Python API](https://docs.kedro.org/en/stable/catalog-data/advanced_data_catalog_usage/):

@@ -54,7 +54,10 @@ class IntactVersionsMixin:
         # run is still writing its pair.
         if version in (self._version.save, self._cached_save_version):
             return None
-        for filepath in (self._filepath, *self._paired_with):
+        # A relative pair sits beside this file: Kedro makes a catalog's `filepath` absolute for the
+        # project it runs in, but not an option of our own, which would otherwise follow the cwd.
+        paired = (p if p.is_absolute() else PurePosixPath(self._filepath).parent / p for p in self._paired_with)
+        for filepath in (self._filepath, *paired):
             path = get_filepath_str(filepath / version / filepath.name, self._protocol)
             problem = file_problem(self._fs, path)
             if problem is not None:
@@ -63,7 +66,7 @@ class IntactVersionsMixin:
 
 
 def paired_filepaths(paired_with: Iterable[str] | None) -> tuple[PurePosixPath, ...]:
-    """The ``paired_with`` catalog option as unversioned paths (protocol removed)."""
+    """The ``paired_with`` catalog option as unversioned paths (protocol removed); relative ones sit beside the file."""
     if isinstance(paired_with, str):
         paired_with = [paired_with]
     return tuple(PurePosixPath(get_protocol_and_path(p)[1]) for p in paired_with or ())

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from leak_detection.features.familiarity import file_summaries
+from leak_detection.features.row_reader import read_row_ranges
 from leak_detection.features.store import MelFeatureStore
 from leak_detection.labels import LEAK
 
@@ -24,12 +25,6 @@ logger = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """``(features [B, 1, n_mels, n_frames], targets [B], is_leak [B])``."""
-
-
-def _read_ranges(segments, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    if hasattr(segments, "read_rows"):
-        return segments.read_rows(starts, stops)
-    return np.concatenate([segments[a:b] for a, b in zip(starts, stops, strict=True)], axis=0)
 
 
 def _merge_ranges(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +76,7 @@ class SegmentSource:
         self.in_memory = self.n_samples * sample_bytes <= self.memory_budget_bytes
         self._features: torch.Tensor | None = None
         if self.in_memory:
-            rows = _read_ranges(self.store.segments_mel, *_merge_ranges(self._starts, self._stops))
+            rows = read_row_ranges(self.store.segments_mel, *_merge_ranges(self._starts, self._stops))
             self._features = self._as_samples(rows)
             self._targets = torch.from_numpy(np.repeat(self.long_targets, self.n_short))
             self._is_leak = torch.from_numpy(np.repeat(self.long_is_leak, self.n_short))
@@ -150,7 +145,7 @@ class SegmentSource:
         return blocks
 
     def _block_batch(self, starts, stops, first_local: int) -> Batch:
-        rows = _read_ranges(self.store.segments_mel, starts, stops)
+        rows = read_row_ranges(self.store.segments_mel, starts, stops)
         n_rows = rows.shape[0]
         long_slice = slice(first_local, first_local + n_rows)
         targets = torch.from_numpy(np.repeat(self.long_targets[long_slice], self.n_short))

@@ -2,9 +2,10 @@
 
 Recordings have different lengths, so features are kept as one flat array of long
 segments plus offsets (CSR style) rather than a padded cube: file ``i`` owns
-``segments_mel[file_offsets[i]:file_offsets[i + 1]]``. The HDF5 dataset in
-``leak_detection.datasets`` reads and writes exactly this object; nodes only ever
-see this class.
+``segments_mel[file_offsets[i]:file_offsets[i + 1]]``. ``store_file`` reads and
+writes exactly this object as HDF5 (``hdf5_layout``); nodes only ever see this class.
+The segments are an array in memory or a ``RowReader`` that reads them from the file
+on demand.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 2
-"""Version 1 is the replaced system's fixed-shape layout; 2 is the ragged layout."""
+from leak_detection.features.row_reader import RowReader
 
 FINITE_CHECK_ROWS = 8192
 """Long segments checked for NaN and infinity at a time (about 3 MB of float32 with the defaults)."""
@@ -35,15 +35,14 @@ def non_finite_in(block: np.ndarray) -> np.ndarray:
     return bad.any(axis=1) if bad.any() else np.zeros(len(flat), dtype=bool)
 
 
-def non_finite_rows(segments: Any, block_rows: int = FINITE_CHECK_ROWS) -> np.ndarray:
+def non_finite_rows(segments: np.ndarray | RowReader, block_rows: int = FINITE_CHECK_ROWS) -> np.ndarray:
     """Indices of the long segments of ``segments`` that hold a NaN or an infinity.
 
-    Read a block at a time, so the check never holds a second full-size array. An
-    array-like that reads from disk may do the reading itself (``H5Rows.non_finite_rows``).
+    Read a block at a time, so the check never holds a second full-size array. A
+    ``RowReader`` does the reading itself, in one opening of its file.
     """
-    own_reader = getattr(segments, "non_finite_rows", None)
-    if own_reader is not None:
-        return own_reader(block_rows)
+    if isinstance(segments, RowReader):
+        return segments.non_finite_rows(block_rows)
     found = [
         start + np.flatnonzero(non_finite_in(np.asarray(segments[start : start + block_rows])))
         for start in range(0, len(segments), block_rows)
@@ -56,7 +55,8 @@ class MelFeatureStore:
     """Hierarchical log-mel features of many recordings.
 
     Attributes:
-        segments_mel: ``[total_long_segments, n_short, n_mels, n_frames]`` float16/32.
+        segments_mel: ``[total_long_segments, n_short, n_mels, n_frames]`` float16/32,
+            in memory or a ``RowReader`` over the store's file.
         file_offsets: ``[n_files + 1]`` int64, starting at 0 and non-decreasing.
         labels: ``[n_files]`` int64 class index into ``label_names``.
         file_ids: ``[n_files]`` path of each recording relative to the raw root.
@@ -71,7 +71,7 @@ class MelFeatureStore:
             unknown).
     """
 
-    segments_mel: np.ndarray
+    segments_mel: np.ndarray | RowReader
     file_offsets: np.ndarray
     labels: np.ndarray
     file_ids: list[str]

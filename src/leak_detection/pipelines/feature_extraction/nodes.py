@@ -116,20 +116,30 @@ def extract_features(
             f"none of the {len(labelled)} recordings in {recordings.root} could be used; "
             "see the reasons in the rejected-recordings report"
         )
-    kept_table = pd.DataFrame(kept)
-    store = MelFeatureStore(
+    store = _store_of(features, pd.DataFrame(kept), durations, rates, config)
+    _log_extraction(store, audio_seconds, elapsed, len(rejected), len(labelled) + len(recordings.unusable))
+    return store, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _store_of(
+    features: list[np.ndarray], kept: pd.DataFrame, durations: list[float], rates: list[int], config: FrontEndConfig
+) -> MelFeatureStore:
+    return MelFeatureStore(
         segments_mel=np.concatenate(features, axis=0),
         file_offsets=np.concatenate([[0], np.cumsum([f.shape[0] for f in features])]),
-        labels=np.array([CLASS_NAMES.index(lab) for lab in kept_table["label"]]),
-        file_ids=list(kept_table["file_id"]),
-        groups=list(kept_table["group"]),
+        labels=np.array([CLASS_NAMES.index(lab) for lab in kept["label"]]),
+        file_ids=list(kept["file_id"]),
+        groups=list(kept["group"]),
         label_names=list(CLASS_NAMES),
         feature_config=config.to_dict(),
-        source_fingerprint=source_fingerprint(kept_table),
+        source_fingerprint=source_fingerprint(kept),
         created_at_utc=datetime.now(UTC).isoformat(timespec="seconds"),
         durations_s=np.array(durations),
         sample_rates=np.array(rates),
     )
+
+
+def _log_extraction(store: MelFeatureStore, audio_seconds: float, elapsed: float, n_rejected: int, n_all: int) -> None:
     logger.info(
         "Extracted %d long segments from %d recordings (%.0f s of audio) in %.1f s: %.0fx real time",
         store.n_long_segments,
@@ -138,15 +148,10 @@ def extract_features(
         elapsed,
         audio_seconds / max(elapsed, 1e-9),
     )
-    if rejected:
-        logger.warning(
-            "Rejected %d of %d recordings; reasons in the rejected-recordings report",
-            len(rejected),
-            len(labelled) + len(recordings.unusable),
-        )
+    if n_rejected:
+        logger.warning("Rejected %d of %d recordings; reasons in the rejected-recordings report", n_rejected, n_all)
     else:
         logger.info("Rejected 0 recordings")
-    return store, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
 class _SeenAudio:
