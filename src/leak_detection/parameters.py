@@ -24,7 +24,7 @@ from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES, check_mode_clas
 from leak_detection.metrics.model_split import ON_MISMATCH
 from leak_detection.metrics.uncertainty import BootstrapSettings
 from leak_detection.runs.predictions_output import FORCE_PARAM
-from leak_detection.training.loop import TrainerConfig
+from leak_detection.training.config import TrainerConfig
 
 
 class ParameterError(ValueError):

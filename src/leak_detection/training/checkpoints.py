@@ -1,10 +1,11 @@
-"""Training checkpoints: what is in one, where it goes, and when a re-run resumes from it.
+"""Training checkpoints: where they go, and when a re-run resumes from one.
 
 A checkpoint is one plain dict of tensors and numbers (loadable with
 ``weights_only=True``), written to a temporary file and renamed into place, so a
 kill at any moment leaves either the previous checkpoint or the new one.
 ``last.pth`` is rewritten every epoch; ``epoch_NNN.pth`` keep the newest K.
-A re-run resumes only from a checkpoint made for the same model and data.
+A re-run resumes only from a checkpoint made for the same model, data and trajectory
+(``checkpoint_compatibility``); what a checkpoint holds is ``TrainingState``'s business.
 """
 
 from __future__ import annotations
@@ -12,32 +13,38 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from leak_detection.model.network import non_finite_tensors
 from leak_detection.runs.atomic_files import atomic_path
+from leak_detection.training.config import TrajectoryConfig
+from leak_detection.training.state import CHECKPOINT_KEYS
 
 logger = logging.getLogger(__name__)
 
 LAST = "last.pth"
 EPOCH_PATTERN = re.compile(r"^epoch_(\d{3,})\.pth$")
-RESUME_KEYS = (
-    "epoch",
-    "model",
-    "optimizer",
-    "scheduler",
-    "scaler",
-    "best",
-    "epochs_without_improvement",
-    "history",
-    "train_seconds",
-    "rng",
-    "compatibility",
-)
-"""What one checkpoint holds; resuming reads every one of them."""
+
+
+def checkpoint_compatibility(
+    model: nn.Module, data_fingerprint: str, trajectory: TrajectoryConfig, steps_per_epoch: int
+) -> dict[str, Any]:
+    """What a checkpoint must have been made for to be continued: model, data, trajectory, steps.
+
+    The trajectory part is the whole ``TrajectoryConfig``, so a new setting that shapes the
+    path cannot be forgotten here; epochs, patience and the runtime switches may change.
+    """
+    return {
+        "model": f"{type(model).__name__}(n_classes={model.n_classes}, aux={model.leak_aux is not None})",
+        "data_fingerprint": data_fingerprint,
+        "trajectory": asdict(trajectory),
+        "steps_per_epoch": steps_per_epoch,
+    }
 
 
 class CheckpointFolder:
@@ -68,6 +75,23 @@ class CheckpointFolder:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(checkpoint, dict) or "epoch" not in checkpoint:
             raise ValueError("not a training checkpoint (no epoch)")
+        return checkpoint
+
+    def resume_point(
+        self,
+        compatibility: dict[str, Any],
+        model_state: dict[str, torch.Tensor],
+        fresh_start: bool,
+        label: str = "",
+    ) -> dict[str, Any] | None:
+        """The checkpoint to continue from, or ``None`` once earlier checkpoints are set aside."""
+        checkpoint = None
+        if fresh_start:
+            logger.info("%straining.fresh_start is set: not resuming", label)
+        else:
+            checkpoint = self.load_compatible(compatibility, model_state)
+        if checkpoint is None:
+            self.set_aside()
         return checkpoint
 
     def load_compatible(
@@ -137,7 +161,7 @@ def _save(checkpoint: dict[str, Any], path: Path) -> None:
 
 def _misfit(checkpoint: dict[str, Any], model_state: dict[str, torch.Tensor] | None) -> str | None:
     """Why resuming from ``checkpoint`` would fail or resume NaN weights, or None."""
-    missing = [key for key in RESUME_KEYS if key not in checkpoint]
+    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
     if missing:
         return f"it lacks {missing}"
     saved = checkpoint["model"]
