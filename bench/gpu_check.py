@@ -16,6 +16,7 @@ Prints one JSON object; the exit status is 1 when a parity check fails.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -35,7 +36,9 @@ from leak_detection.decisions.inference import predict_segments  # noqa: E402
 from leak_detection.features.store import MelFeatureStore  # noqa: E402
 from leak_detection.labels import CLASS_NAMES, LEAK, leak_output_idx  # noqa: E402
 from leak_detection.model.network import LeakCNNMulti  # noqa: E402
-from leak_detection.training.loop import LeakLoss, TrainerConfig, fit  # noqa: E402
+from leak_detection.training.config import TrainerConfig  # noqa: E402
+from leak_detection.training.loop import fit  # noqa: E402
+from leak_detection.training.loss import LeakLoss  # noqa: E402
 
 # Largest acceptable max |difference| of logits against fp32 eager (logits are O(1-10)).
 TOLERANCE = {"fp32": 1e-4, "channels_last": 1e-4, "compile": 1e-4, "bf16": 0.15, "fp16": 0.02}
@@ -71,6 +74,15 @@ def separable_store(n_files: int, long_per_file: int, seed: int) -> MelFeatureSt
     )
 
 
+def plain_layers(model: LeakCNNMulti, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model's layers as written (``fast_cpu_ops`` off) on ``x``."""
+    model.fast_cpu_ops = False
+    try:
+        return model(x)
+    finally:
+        model.fast_cpu_ops = True
+
+
 def parity(device: torch.device, n: int) -> dict:
     """Max |logit difference| of each fast or low-precision path against fp32 eager on the CPU."""
     torch.manual_seed(0)
@@ -79,11 +91,11 @@ def parity(device: torch.device, n: int) -> dict:
     model.eval()
     x = torch.randn(n, 1, 32, 1) * 6.0 - 60.0
     with torch.inference_mode():
-        reference, _ = model.forward_reference(x)
+        reference, _ = plain_layers(model, x)
         model.to(device)
         xd = x.to(device)
         results = {"fp32": model(xd)[0]}
-        results["spec_layers_on_device"] = model.forward_reference(xd)[0]
+        results["plain_layers_on_device"] = plain_layers(model, xd)[0]
         if device.type == "cuda":
             for name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
                 with torch.autocast("cuda", dtype=dtype):
@@ -107,7 +119,7 @@ def training_gradients_match(device: torch.device) -> dict:
     model = LeakCNNMulti(n_classes=5).to(device).train()
     x = (torch.randn(256, 1, 32, 1) * 6.0 - 60.0).to(device)
     grads = []
-    for forward in (model.forward, model.forward_reference):
+    for forward in (model, functools.partial(plain_layers, model)):
         model.zero_grad()
         torch.manual_seed(1)
         logits, aux = forward(x)
@@ -121,14 +133,16 @@ def timed_fit(variant: dict, train, validation, device: torch.device, epochs: in
     torch.manual_seed(0)
     model = LeakCNNMulti(n_classes=2)
     with tempfile.TemporaryDirectory() as checkpoints:
-        config = TrainerConfig(
-            epochs=epochs,
-            batch_size=batch,
-            device=str(device),
-            checkpoint_dir=checkpoints,
-            fresh_start=True,
-            patience=epochs,
-            **variant,
+        config = TrainerConfig.from_params(
+            {
+                "epochs": epochs,
+                "batch_size": batch,
+                "device": str(device),
+                "checkpoint_dir": checkpoints,
+                "fresh_start": True,
+                "patience": epochs,
+                **variant,
+            }
         )
         started = time.perf_counter()
         result = fit(model, train, validation, LeakLoss([1.0, 1.0]), leak_output_idx("binary"), config, "gpu-check")

@@ -23,6 +23,7 @@ from leak_detection.labels import LEAK, NOLEAK
 from leak_detection.model.network import LeakCNNMulti, state_dict_sha256
 from leak_detection.model.onnx_export import INPUT_NAME, export_onnx, onnx_session
 from leak_detection.pipelines.predict.nodes import predict_recordings
+from leak_detection.runs.process_settings import apply_process_settings
 
 
 def random_segments(n: int, seed: int) -> torch.Tensor:
@@ -130,6 +131,9 @@ def measure_inference(settings: BenchSettings, workdir: Path) -> dict:
     onnx_segments = segments[: settings.onnx_batches * size]
     torch_sps = torch_segments_per_second(model, segments, size)
     onnx = onnx_segments_per_second(model, onnx_segments, size)
+    # The project's paths are timed as its entry points run them; the bare model and ONNX
+    # Runtime above, as a user's own script would (the allocator setting cannot be undone).
+    apply_process_settings()
     project_sps = predict_segments_per_second(model, segments, size)
     peak = peak_matmul_gflops(settings.matmul_sizes, settings.matmul_repeats)
     flops = eval_flops_per_segment(model)

@@ -36,7 +36,10 @@ from leak_detection.demo.recordings import generate_demo_recordings
 from leak_detection.labels import leak_output_idx
 from leak_detection.model.network import LeakCNNMulti
 from leak_detection.model.onnx_export import INPUT_NAME, export_onnx, onnx_session
-from leak_detection.training.loop import LeakLoss, TrainerConfig, fit
+from leak_detection.runs.process_settings import apply_process_settings
+from leak_detection.training.config import TrainerConfig
+from leak_detection.training.loop import fit
+from leak_detection.training.loss import LeakLoss
 
 TOP = 15
 
@@ -44,12 +47,12 @@ TOP = 15
 # --- the plain layers, for comparison ---------------------------------------------------------
 
 
-class SpecLayers(LeakCNNMulti):
-    """The model written plainly (3x3 ``Conv2d``, ``MaxPool2d``, adaptive pooling, dropout):
+class PlainLayers(LeakCNNMulti):
+    """The model with ``fast_cpu_ops`` off (3x3 ``Conv2d``, ``MaxPool2d``, adaptive pooling, dropout):
     the same parameters and numbers as the project's fast path, on the plain kernels."""
 
-    def forward(self, x: torch.Tensor):
-        return self.forward_reference(x)
+    def __init__(self, **kwargs) -> None:
+        super().__init__(fast_cpu_ops=False, **kwargs)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -59,7 +62,9 @@ def _fit_batches(model: LeakCNNMulti, batches: int, checkpoint_dir: Path, n_file
     """``fit`` for ``batches`` batches on an in-memory synthetic split; its own samples/s."""
     store = synthetic_store(n_files, 100, seed=1)
     train, validation = train_and_validation(store, validation_files=4, memory_budget_bytes=2**31)
-    config = TrainerConfig(epochs=1, device="cpu", checkpoint_dir=str(checkpoint_dir), fresh_start=True)
+    config = TrainerConfig.from_params(
+        {"epochs": 1, "device": "cpu", "checkpoint_dir": str(checkpoint_dir), "fresh_start": True}
+    )
     result = fit(
         model,
         FirstBatches(train, batches),
@@ -83,7 +88,7 @@ def profile_training(batches: int = 40, rounds: int = 3) -> str:
             f"fit samples/s over {batches} batches, the project's model against the plain layers; "
             f"{rounds} interleaved rounds (load {load_average()}):",
         ]
-        variants = (LeakCNNMulti, SpecLayers)
+        variants = (LeakCNNMulti, PlainLayers)
         rates = {v.__name__: [] for v in variants}
         for round_ in range(rounds):
             for model_class in variants:
@@ -223,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {list(PARTS)}")
+    # Process-wide settings, applied by this entry point as `kedro run` does, so profiles show what runs there.
+    apply_process_settings()
     header = f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}"
     report = [header] + [f"== {part} ==\n{PARTS[part]()}" for part in args.parts or PARTS]
     text = "\n\n".join(report) + "\n"

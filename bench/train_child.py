@@ -22,7 +22,10 @@ from bench.stores import load_store, train_and_validation
 from leak_detection.features.segment_batches import SegmentSource
 from leak_detection.labels import leak_output_idx
 from leak_detection.model.network import LeakCNNMulti
-from leak_detection.training.loop import LeakLoss, TrainerConfig, fit
+from leak_detection.runs.process_settings import apply_process_settings
+from leak_detection.training.config import TrainerConfig
+from leak_detection.training.loop import fit
+from leak_detection.training.loss import LeakLoss
 
 
 class FirstBatches:
@@ -79,13 +82,15 @@ def run_epoch(
     rss_after_sources = peak_rss_mb()
     torch.manual_seed(0)
     model = LeakCNNMulti(n_classes=2)
-    config = TrainerConfig(
-        epochs=1,
-        batch_size=batch_size,
-        device="cpu",
-        memory_budget_mb=budget_mb,
-        checkpoint_dir=str(checkpoint_dir),
-        fresh_start=True,
+    config = TrainerConfig.from_params(
+        {
+            "epochs": 1,
+            "batch_size": batch_size,
+            "device": "cpu",
+            "memory_budget_mb": budget_mb,
+            "checkpoint_dir": str(checkpoint_dir),
+            "fresh_start": True,
+        }
     )
     source = FirstBatches(train, max_batches) if max_batches else train
     started = time.perf_counter()
@@ -118,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-dir", type=Path, required=True)
     parser.add_argument("--max-batches", type=int, default=None)
     args = parser.parse_args(argv)
+    # Process-wide settings, applied by this entry point as `kedro run` does: the epoch is timed as it runs there.
+    apply_process_settings()
     report = run_epoch(
         args.store, args.validation_files, args.budget_mb, args.batch_size, args.checkpoint_dir, args.max_batches
     )

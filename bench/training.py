@@ -2,7 +2,7 @@
 
 The baseline is the usual first attempt: a ``Dataset`` whose ``__getitem__`` reads one
 short segment from HDF5, a shuffling ``DataLoader``, and the plain layers
-(``forward_reference``: 3x3 ``Conv2d``, adaptive pooling). The roofline is the
+(``fast_cpu_ops=False``: 3x3 ``Conv2d``, adaptive pooling). The roofline is the
 machine's own large-matmul rate divided into the arithmetic the project's fast path
 actually performs per sample, so ``roofline_fraction`` says how much of the CPU the
 loop turns into useful work.
@@ -24,7 +24,7 @@ from bench.stores import write_synthetic_store
 from bench.subprocesses import train_epoch_in_child
 from leak_detection.labels import LEAK
 from leak_detection.model.network import LeakCNNMulti
-from leak_detection.training.loop import LeakLoss
+from leak_detection.training.loss import LeakLoss
 
 BACKWARD_FACTOR = 3
 """Forward + backward ~= 3x forward: backward computes input and weight gradients."""
@@ -129,9 +129,9 @@ class H5ShortSegments(Dataset):
 
 
 def baseline_samples_per_second(store: Path, n_train_long: int, settings: BenchSettings) -> dict:
-    """Per-sample h5py reads + DataLoader(batch, shuffle) + ``forward_reference``, same optimiser and loss."""
+    """Per-sample h5py reads + DataLoader(batch, shuffle) + the plain layers, same optimiser and loss."""
     torch.manual_seed(0)
-    model = LeakCNNMulti(n_classes=2).train()
+    model = LeakCNNMulti(n_classes=2, fast_cpu_ops=False).train()
     loss_fn = LeakLoss([1.0, 1.0])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
     loader = DataLoader(
@@ -143,7 +143,7 @@ def baseline_samples_per_second(store: Path, n_train_long: int, settings: BenchS
     batches = iter(loader)
 
     def step(x, y, leak) -> None:
-        logits, aux = model.forward_reference(x)
+        logits, aux = model(x)
         loss = loss_fn(logits, aux, y, leak)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -199,7 +199,7 @@ def measure_training(settings: BenchSettings, workdir: Path) -> dict:
         "store": store_info,
         "project": {"what": "leak_detection.training.loop.fit, 1 epoch, SegmentSource in memory", **project},
         "baseline": {
-            "what": "h5py per-sample Dataset + DataLoader(shuffle) + forward_reference (Conv2d 3x3)",
+            "what": "h5py per-sample Dataset + DataLoader(shuffle) + plain layers (fast_cpu_ops=False: Conv2d 3x3)",
             **baseline,
         },
         "roofline": {

@@ -54,3 +54,15 @@ def test_a_run_that_made_the_comparison_itself_is_left_alone():
     catalog = DataCatalog({"mode_comparison": MemoryDataset({"fresh": True})})
     run_hook(catalog, ["binary.evaluation_metrics", "mode_comparison"])
     assert catalog.load("mode_comparison") == {"fresh": True}
+
+
+def test_every_session_applies_the_process_settings_once_its_context_exists(monkeypatch):
+    import leak_detection.hooks as hooks
+    from leak_detection.settings import HOOKS
+
+    applied = []
+    monkeypatch.setattr(hooks, "apply_process_settings", lambda: applied.append(True))
+    registered = [hook for hook in HOOKS if isinstance(hook, hooks.ProcessSettingsHook)]
+    assert len(registered) == 1
+    registered[0].after_context_created()
+    assert applied == [True]

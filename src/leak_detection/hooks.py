@@ -1,9 +1,12 @@
-"""Project hooks: make the built-in demo recordings appear on first use.
+"""Project hooks: what every run does around its nodes.
 
+The process-wide CPU settings are applied once per session (``ProcessSettingsHook``).
 The main job must run right after install with nothing to fetch, so when a run
 reads the default recordings folder and the demo set is not there yet, it is
 generated (deterministically) before the pipeline starts. A user's own folder,
-given with ``--params recordings_dir=PATH``, is never written to.
+given with ``--params recordings_dir=PATH``, is never written to. The other hooks
+check parameters, stores and outputs before any node runs, and keep the model
+version and the mode comparison in step.
 """
 
 from __future__ import annotations
@@ -20,8 +23,21 @@ from leak_detection.demo.recordings import demo_is_complete, generate_demo_recor
 from leak_detection.features.store_contract import check_store, require_trainable
 from leak_detection.parameters import parameters_read, validate_parameters
 from leak_detection.pipelines.mode_comparison.nodes import MODES, compare_modes, stale_report
+from leak_detection.runs.process_settings import apply_process_settings
 
 logger = logging.getLogger(__name__)
+
+
+class ProcessSettingsHook:
+    """Apply the process-wide CPU settings (``leak_detection.runs.process_settings``) once per session.
+
+    After the context is made rather than before a run, so a notebook's session
+    computes at the speed of ``kedro run`` too.
+    """
+
+    @hook_impl
+    def after_context_created(self) -> None:
+        apply_process_settings()
 
 
 class DemoRecordingsHook:

@@ -6,11 +6,13 @@ from leak_detection.hooks import (
     ModeComparisonHook,
     ModelVersionHook,
     ParameterCheckHook,
+    ProcessSettingsHook,
     StoreContractHook,
 )
 from leak_detection.run_lock_hook import PredictionsOutputHook, RunLockHook
 
 HOOKS = (
+    ProcessSettingsHook(),
     RunLockHook(),
     PredictionsOutputHook(),
     ParameterCheckHook(),

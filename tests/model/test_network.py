@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from leak_detection.model.network import LeakCNNMulti, dropout, param_count, state_dict_sha256
+from leak_detection.model.network import LeakCNNMulti, param_count, state_dict_sha256
 
 
-def spec_param_count(n_classes, aux):
+def expected_param_count(n_classes, aux):
     conv = lambda cin, cout: cout * (cin * 9 + 1)  # noqa: E731
     linear = lambda i, o: o * (i + 1)  # noqa: E731
     total = conv(1, 32) + conv(32, 64) + conv(64, 128) + linear(2048, 256) + linear(256, n_classes)
@@ -18,36 +18,73 @@ def test_shapes_and_real_parameter_count_of_both_modes():
     assert logits.shape == (7, 2) and aux is None
     logits, aux = multi(x)
     assert logits.shape == (7, 5) and aux.shape == (7,)
-    assert param_count(binary) == spec_param_count(2, aux=False) == 617_730
-    assert param_count(multi) == spec_param_count(5, aux=True) == 618_758
+    assert param_count(binary) == expected_param_count(2, aux=False) == 617_730
+    assert param_count(multi) == expected_param_count(5, aux=True) == 618_758
 
 
-def assert_fast_path_gradients_match_the_spec_layers(model, x):
-    """Under the same seed (so the same dropout masks), both paths give the same gradients."""
-    grads = []
-    for forward in (model.forward, model.forward_reference):
-        model.zero_grad()
-        torch.manual_seed(1)
-        logits, aux = forward(x)
-        loss = logits.square().mean() + (aux.square().mean() if aux is not None else 0.0)
-        loss.backward()
-        grads.append([p.grad.clone() for p in model.parameters()])
-    for g_fast, g_ref in zip(*grads, strict=True):
-        torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)
+def outputs_and_gradients(model, x, fast_cpu_ops):
+    """Logits, aux and parameter gradients of one path, under seed 1 (so one dropout mask)."""
+    model.fast_cpu_ops = fast_cpu_ops
+    model.zero_grad()
+    torch.manual_seed(1)
+    logits, aux = model(x)
+    loss = logits.square().mean() + (aux.square().mean() if aux is not None else 0.0)
+    loss.backward()
+    model.fast_cpu_ops = True
+    return logits.detach(), aux, [p.grad.clone() for p in model.parameters()]
 
 
-def test_fast_path_computes_the_spec_layers():
+def assert_fast_path_matches_the_plain_layers(model, x):
+    fast_logits, fast_aux, fast_grads = outputs_and_gradients(model, x, fast_cpu_ops=True)
+    plain_logits, plain_aux, plain_grads = outputs_and_gradients(model, x, fast_cpu_ops=False)
+    torch.testing.assert_close(fast_logits, plain_logits, atol=1e-5, rtol=1e-5)
+    if fast_aux is not None:
+        torch.testing.assert_close(fast_aux, plain_aux, atol=1e-5, rtol=1e-5)
+    for g_fast, g_plain in zip(fast_grads, plain_grads, strict=True):
+        torch.testing.assert_close(g_fast, g_plain, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fast_path_computes_the_plain_layers_with_their_gradients(mode):
     torch.manual_seed(0)
     model = LeakCNNMulti(n_classes=5)
     model.set_normalisation(torch.randn(32), torch.rand(32) + 0.5)
-    x = torch.randn(64, 1, 32, 1) * 10 - 40
-    model.eval()
-    fast, fast_aux = model(x)
-    ref, ref_aux = model.forward_reference(x)
-    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(fast_aux, ref_aux, atol=1e-5, rtol=1e-5)
-    # In training mode, same dropout masks give the same loss and the same gradients.
-    assert_fast_path_gradients_match_the_spec_layers(model.train(), x)
+    model.train(mode == "train")  # eval: fc folded; train: the same dropout masks in both paths
+    assert_fast_path_matches_the_plain_layers(model, torch.randn(64, 1, 32, 1) * 10 - 40)
+
+
+@pytest.mark.parametrize("n_mels", [16, 24, 64])
+def test_fast_training_path_matches_the_plain_layers_at_other_mel_counts(n_mels):
+    # 16 mels pool to 4 rows (each repeated 4 times before fc), 64 mels to 16 rows (no
+    # repeat), 24 mels to 6 rows (no whole repeat: the adaptive pooling itself).
+    torch.manual_seed(0)
+    model = LeakCNNMulti(n_classes=2, n_mels=n_mels).train()
+    assert_fast_path_matches_the_plain_layers(model, torch.randn(32, 1, n_mels, 1))
+
+
+def test_the_fast_path_is_the_default_and_the_switch_is_not_saved():
+    fast, plain = LeakCNNMulti(n_classes=5), LeakCNNMulti(n_classes=5, fast_cpu_ops=False)
+    assert fast.fast_cpu_ops and not plain.fast_cpu_ops
+    plain.load_state_dict(fast.state_dict())  # strict: the same keys either way
+    assert list(plain.state_dict()) == list(fast.state_dict())
+
+
+def test_with_the_switch_off_every_layer_runs_in_order():
+    model = LeakCNNMulti(n_classes=5, fast_cpu_ops=False).train()
+    called = []
+    for name, layer in model.named_children():
+        layer.register_forward_hook(lambda *_, name=name: called.append(name))
+    model(torch.randn(4, 1, 32, 1))
+    assert called == ["conv1", "conv2", "pool", "conv3", "pool", "adaptive_pool", "dropout", "fc", "head", "leak_aux"]
+
+
+def test_wider_inputs_take_the_plain_layers_whatever_the_switch():
+    torch.manual_seed(0)
+    model, x = LeakCNNMulti(n_classes=2).train(), torch.randn(8, 1, 32, 3)
+    fast_logits, _, fast_grads = outputs_and_gradients(model, x, fast_cpu_ops=True)
+    plain_logits, _, plain_grads = outputs_and_gradients(model, x, fast_cpu_ops=False)
+    assert fast_logits.shape == (8, 2) and torch.equal(fast_logits, plain_logits)
+    assert all(torch.equal(a, b) for a, b in zip(fast_grads, plain_grads, strict=True))
 
 
 def test_reference_readme_usage_works_on_a_saved_model(tmp_path):
@@ -74,61 +111,3 @@ def test_a_checkpoint_of_the_other_mode_is_refused():
         assert "size mismatch" in str(err) or "Unexpected key" in str(err)
     else:
         raise AssertionError("strict loading must refuse a mismatched state_dict")
-
-
-def test_dropout_mask_has_the_distribution_of_nn_dropout():
-    torch.manual_seed(0)
-    x = torch.rand(400, 2048) + 0.5  # never zero, so a zero output means a dropped element
-    for p in (0.1, 0.25, 0.5):
-        ours, theirs = dropout(x, p, training=True), torch.nn.functional.dropout(x, p, training=True)
-        n = x.numel()
-        tolerance = 5 * (p * (1 - p) / n) ** 0.5  # five standard deviations of the dropped fraction
-        for out in (ours, theirs):
-            assert abs(float((out == 0).float().mean()) - p) < tolerance
-            kept = out != 0
-            # p is rounded to a multiple of 2**-16 for the mask (keep_mask), and the scale with it.
-            torch.testing.assert_close(out[kept], x[kept] / (1 - p), rtol=1e-5, atol=0)
-    assert dropout(x, 0.25, training=False) is x
-    assert dropout(x, 0.0, training=True) is x
-
-
-def test_training_relu_pool_matches_max_pool1d_of_relu_with_ties_zeros_and_odd_lengths():
-    from leak_detection.model.network import _relu_pool_pairs
-
-    torch.manual_seed(0)
-    for length in (32, 16, 7):
-        h = torch.randint(-3, 3, (64, 8, length)).float()  # small integers: many ties, zeros and negatives
-        grad = torch.randn(64, 8, length // 2)
-        ours = h.clone().requires_grad_()
-        theirs = h.clone().requires_grad_()
-        out_ours = _relu_pool_pairs(ours, training=True)
-        out_theirs = torch.nn.functional.max_pool1d(torch.relu(theirs), 2)
-        assert torch.equal(out_ours, out_theirs)
-        out_ours.backward(grad)
-        out_theirs.backward(grad)
-        assert torch.equal(ours.grad, theirs.grad)  # a tie sends the gradient to the first of the pair
-
-
-def test_repeat_and_dropout_in_one_pass_equals_repeat_then_dropout():
-    from leak_detection.model.network import _RepeatRowsDropout
-
-    x = torch.randn(128, 16, 8, 1)
-    grad = torch.randn(128, 16 * 8 * 2)
-    ours = x.clone().requires_grad_()
-    reference = x.clone().requires_grad_()
-    torch.manual_seed(3)
-    out_ours = _RepeatRowsDropout.apply(ours, 2, 0.25)
-    torch.manual_seed(3)
-    out_reference = dropout(reference.repeat_interleave(2, dim=-2).flatten(1), 0.25, training=True)
-    assert torch.equal(out_ours, out_reference)  # the same mask, the same numbers
-    out_ours.backward(grad)
-    out_reference.backward(grad)
-    torch.testing.assert_close(ours.grad, reference.grad)
-
-
-@pytest.mark.parametrize("n_mels", [16, 64])
-def test_fast_training_path_matches_the_spec_layers_at_other_mel_counts(n_mels):
-    # 16 mels pool to 4 rows (each repeated 4 times before fc), 64 mels to 16 rows (no repeat).
-    torch.manual_seed(0)
-    model = LeakCNNMulti(n_classes=2, n_mels=n_mels).train()
-    assert_fast_path_gradients_match_the_spec_layers(model, torch.randn(32, 1, n_mels, 1))

@@ -4,15 +4,15 @@ One recording's front end is a chain of small calls (decode a block, resample it
 few hundred 512-point FFTs) that two intra-op threads cannot keep busy: each parallel
 region waits for its slowest thread, so on a shared machine a second busy process
 made extraction ten times slower. Files are independent, so the cores share the work
-one file at a time instead, each worker with one torch thread; the serial path uses
-one thread too, so the features are the same bytes whichever path made them.
+one file at a time instead, each worker with one torch thread (set by its
+initializer, the worker's entry point); the serial path runs with one thread too,
+restored afterwards (``runs/process_settings.py`` lists every process-wide setting).
 
 Extraction (training) and prediction (new recordings) both read through here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -24,9 +24,11 @@ from tqdm.auto import tqdm
 
 from leak_detection.audio.front_end import AnalysedRecording, FrontEndConfig, analyse_recording
 from leak_detection.audio.recordings import RecordingCollection
+from leak_detection.runs.process_settings import torch_threads
 
 # Below this many files a pool costs more to start than it saves.
 MIN_FILES_PER_WORKER = 4
+FRONT_END_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -75,33 +77,23 @@ def analyse_files(
     then stopped and files not yet started are never read.
     """
     n_workers = resolve_workers(workers, len(file_ids))
-    with _one_torch_thread():
-        if n_workers == 1:
+    if n_workers == 1:
+        with torch_threads(FRONT_END_THREADS):
             for file_id in tqdm(file_ids, desc=desc, unit="file"):
                 yield analyse_file(recordings, file_id, config)
-            return
-        pool = ProcessPoolExecutor(
-            n_workers,
-            mp_context=_fork_context(),
-            initializer=_start_worker,
-            initargs=(recordings, config),
-        )
-        try:
-            chunk = max(1, len(file_ids) // (n_workers * 32))
-            results = pool.map(_analyse_in_worker, file_ids, chunksize=chunk)
-            yield from tqdm(results, total=len(file_ids), desc=f"{desc} ({n_workers} processes)", unit="file")
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+        return
+    pool = ProcessPoolExecutor(
+        n_workers,
+        mp_context=_fork_context(),
+        initializer=_start_worker,
+        initargs=(recordings, config),
+    )
     try:
-        yield
+        chunk = max(1, len(file_ids) // (n_workers * 32))
+        results = pool.map(_analyse_in_worker, file_ids, chunksize=chunk)
+        yield from tqdm(results, total=len(file_ids), desc=f"{desc} ({n_workers} processes)", unit="file")
     finally:
-        torch.set_num_threads(threads)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _fork_context() -> multiprocessing.context.BaseContext:
@@ -116,7 +108,7 @@ _worker_state: tuple[RecordingCollection, FrontEndConfig] | None = None
 
 def _start_worker(recordings: RecordingCollection, config: FrontEndConfig) -> None:
     global _worker_state
-    torch.set_num_threads(1)
+    torch.set_num_threads(FRONT_END_THREADS)
     _worker_state = (recordings, config)
 
 

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from leak_detection.decisions.scoring import segment_leak_probability
-from leak_detection.runs.cpu_allocator import keep_freed_memory
 
 # On a CPU the model runs on slices of at most this many segments. At 8192 segments each
 # convolution's output is 64 MB, twice a typical L3 cache, and every layer streams through
@@ -50,12 +49,12 @@ def predict_segments(
     """Class and leak probabilities of every segment; loss and accuracy when targets are given.
 
     ``batch_size`` is how many segments move to the device at once; on a CPU the model
-    itself sees at most ``CPU_MODEL_SLICE`` of them per call.
+    itself sees at most ``CPU_MODEL_SLICE`` of them per call. The process's allocator
+    and thread settings are the entry point's (``leak_detection.runs.process_settings``).
     """
     device = torch.device(device)
     if device.type == "cpu":
         batch_size = min(batch_size, CPU_MODEL_SLICE)
-        keep_freed_memory()
     was_training = model.training
     model.eval()
     class_probs, leak_probs = [], []

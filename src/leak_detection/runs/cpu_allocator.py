@@ -5,7 +5,8 @@ and returns it with ``munmap`` when freed, so every step faults in the same page
 again: 5,000-10,000 page faults per batch of 1024, 10-15 % of a CPU training step in
 the kernel (``bench/README.md``). Raising glibc's mmap and trim thresholds lets the
 heap keep and reuse that memory, which is what tcmalloc or jemalloc would do; the
-process's peak memory is unchanged, it is only not returned between steps.
+process's peak memory is unchanged, it is only not returned between steps. The entry
+points apply it, once per process (``leak_detection.runs.process_settings``).
 """
 
 from __future__ import annotations
