@@ -18,6 +18,7 @@ import pandas as pd
 import leak_detection
 from leak_detection.features.familiarity import unfamiliar_advice
 from leak_detection.runs.predictions_output import FORCE_PARAM, PredictionsOutputError, check_predictions_output
+from leak_detection.runs.process_settings import apply_process_settings
 
 PROJECT_ENV = "LEAK_DETECTION_PROJECT"
 TABLE_COLUMNS = [
@@ -73,6 +74,7 @@ def _checked_output(output: Path | None, project_path: Path, mode: str, force: b
 @click.group()
 def main() -> None:
     """Acoustic leak detection with the models trained by this project."""
+    apply_process_settings()
 
 
 @main.command()

@@ -9,9 +9,10 @@ from leak_detection.features.splits import assign_splits
 from leak_detection.metrics.model_split import (
     SplitMismatchError,
     dataset_fingerprint,
-    model_split_targets,
     split_file_ids,
 )
+from leak_detection.metrics.model_split import model_split_targets as model_split_of_meta
+from leak_detection.model.meta import ModelMeta
 from leak_detection.pipelines.data_indexing.nodes import file_targets
 from tests.conftest import synthetic_store
 
@@ -21,12 +22,24 @@ def store_and_targets():
     store, index = synthetic_store()
     targets = file_targets(index, "binary")
     meta = {
+        "model_type": "LeakCNNMulti",
+        "state_dict_sha256": "0" * 64,
+        "num_classes": 2,
+        "class_names": ["NOLEAK", "LEAK"],
+        "leak_output_idx": 1,
+        "threshold": 0.5,
+        "feature_config": store.feature_config,
         "mode": "binary",
         "model_version": "V1",
         "split_file_ids": split_file_ids(targets),
         "dataset_fingerprint": dataset_fingerprint(store, targets),
     }
     return store, targets, meta
+
+
+def model_split_targets(meta, *args):
+    """The model's own files, its meta given as the JSON object the catalog loads."""
+    return model_split_of_meta(ModelMeta.from_dict(meta), *args)
 
 
 def resplit(targets, seed):

@@ -37,6 +37,7 @@ from leak_detection.decisions.scoring import (
     leak_detection_metrics,
     per_file_mean,
 )
+from leak_detection.decisions.split_scores import SplitScores
 from leak_detection.labels import LEAK, NOLEAK
 
 SCORES = ("leak_probability", "leak_class_share")
@@ -45,18 +46,14 @@ SCORES = ("leak_probability", "leak_class_share")
 
 @dataclass(frozen=True)
 class DecisionRule:
+    """A long-segment score (one of ``SCORES``) and the threshold its vote uses."""
+
     score: str
     threshold: float
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
             raise ValueError(f"unknown decision score {self.score!r}; known: {list(SCORES)}")
-
-    @classmethod
-    def from_meta(cls, model_meta: dict[str, Any], threshold: float | None = None) -> DecisionRule:
-        """The model's rule; models saved before rules were recorded voted on the leak probability."""
-        chosen = model_meta["threshold"] if threshold is None else threshold
-        return cls(model_meta.get("decision_score", "leak_probability"), float(chosen))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,34 +77,43 @@ def leak_class_share(long_class_probs: np.ndarray, leak_output_idx: int) -> np.n
     return leak / np.maximum(leak + other, np.finfo(np.float64).tiny)
 
 
-def long_rule_scores(
-    score: str, long_leak_probability: np.ndarray, long_class_probs: np.ndarray, leak_output_idx: int
-) -> np.ndarray:
-    if score == "leak_probability":
-        return np.asarray(long_leak_probability, dtype=np.float64)
-    return leak_class_share(long_class_probs, leak_output_idx)
+def long_rule_scores(rule: DecisionRule, scores: SplitScores) -> np.ndarray:
+    """The score ``rule`` votes on, per long segment."""
+    if rule.score == "leak_probability":
+        return np.asarray(scores.long_leak_probability, dtype=np.float64)
+    return leak_class_share(scores.long_class_probs, scores.leak_output_idx)
 
 
 @dataclass(frozen=True)
 class FileDecisions:
+    """Per file, in the order of its ``SplitScores``: the vote, the class probabilities and the class."""
+
     votes: FileScores
+    """Mean score, share of long segments over the threshold, vote score and LEAK or not, under the rule."""
     predicted_class: list[str]
     mean_class_probs: np.ndarray
+    """``[n_files, n_classes]`` the long segments' class probabilities, averaged per file."""
+    class_names: list[str]
+
+    @property
+    def decision(self) -> np.ndarray:
+        """LEAK or NOLEAK per file."""
+        return np.where(self.votes.is_leak, LEAK, NOLEAK)
+
+    def class_probability_columns(self) -> dict[str, np.ndarray]:
+        """``p_<class>`` per file for a multiclass model; none for a binary one (its leak score says it all)."""
+        if is_binary(self.class_names):
+            return {}
+        return {f"p_{name}": self.mean_class_probs[:, k] for k, name in enumerate(self.class_names)}
 
 
-def decide_files(
-    rule: DecisionRule,
-    long_leak_probability: np.ndarray,
-    long_class_probs: np.ndarray,
-    file_offsets: np.ndarray,
-    class_names: Sequence[str],
-    leak_output_idx: int,
-) -> FileDecisions:
+def decide_files(scores: SplitScores, rule: DecisionRule) -> FileDecisions:
     """Each file's vote under ``rule`` and its class, which is LEAK exactly when the vote is."""
-    scores = long_rule_scores(rule.score, long_leak_probability, long_class_probs, leak_output_idx)
-    votes = file_vote(scores, file_offsets, rule.threshold)
-    mean_probs = per_file_mean(long_class_probs, file_offsets)
-    return FileDecisions(votes, file_classes(mean_probs, votes.is_leak, list(class_names)), mean_probs)
+    votes = file_vote(long_rule_scores(rule, scores), scores.long_offsets, rule.threshold)
+    mean_probs = per_file_mean(scores.long_class_probs, scores.long_offsets)
+    return FileDecisions(
+        votes, file_classes(mean_probs, votes.is_leak, scores.class_names), mean_probs, scores.class_names
+    )
 
 
 def macro_f1(true_classes: Sequence[str], predicted_classes: Sequence[str]) -> float:
@@ -121,33 +127,20 @@ def is_binary(class_names: Sequence[str]) -> bool:
 
 
 def choose_decision_rule(
-    long_leak_probability: np.ndarray,
-    long_class_probs: np.ndarray,
-    file_offsets: np.ndarray,
-    true_classes: Sequence[str],
-    class_names: Sequence[str],
-    leak_output_idx: int,
-    thresholds: tuple[float, ...] = THRESHOLDS,
+    scores: SplitScores, true_classes: Sequence[str], thresholds: tuple[float, ...] = THRESHOLDS
 ) -> tuple[DecisionRule, list[dict[str, Any]]]:
     """The rule of best validation objective, and every candidate's validation figures.
 
     Ties go to the paper's score, then to the lowest threshold: of equally good choices,
     the one that misses fewer leaks.
     """
-    binary = is_binary(class_names)
+    binary = is_binary(scores.class_names)
     candidates = SCORES[:1] if binary else SCORES
     true_leak = np.asarray(true_classes) == LEAK
     curve = []
     for score in candidates:
         for threshold in thresholds:
-            decided = decide_files(
-                DecisionRule(score, float(threshold)),
-                long_leak_probability,
-                long_class_probs,
-                file_offsets,
-                class_names,
-                leak_output_idx,
-            )
+            decided = decide_files(scores, DecisionRule(score, float(threshold)))
             row = {"score": score, "threshold": float(threshold)}
             row.update(leak_detection_metrics(decided.votes.is_leak, true_leak))
             row["macro_f1"] = macro_f1(true_classes, decided.predicted_class)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from leak_detection.features.splits import SPLITS
 from leak_detection.features.store import MelFeatureStore
+from leak_detection.model.meta import ModelMeta
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +83,19 @@ class SplitCheck:
         return {**asdict(self), "agrees": self.agrees}
 
 
-def _model_split_of_file(model_meta: dict[str, Any]) -> dict[str, str]:
-    return {fid: split for split, ids in model_meta["split_file_ids"].items() for fid in ids}
-
-
-def _check_recorded(model_meta: dict[str, Any], file_targets: pd.DataFrame) -> tuple[pd.DataFrame, SplitCheck]:
-    split_of = _model_split_of_file(model_meta)
+def _check_recorded(model_meta: ModelMeta, file_targets: pd.DataFrame) -> tuple[pd.DataFrame, SplitCheck]:
+    split_of = {fid: split for split, ids in model_meta.split_file_ids.items() for fid in ids}
     current = file_targets.assign(model_split=file_targets["file_id"].astype(str).map(split_of))
     known = current[current["model_split"].notna()]
     changed = known[known["split"] != known["model_split"]]
     present = set(current["file_id"].astype(str))
     check = SplitCheck(
-        model_version=model_meta.get("model_version"),
+        model_version=model_meta.model_version,
         source="model_meta",
         files_scored={s: int((known["model_split"] == s).sum()) for s in EVALUATED_SPLITS},
         moved={s: int((changed["split"] == s).sum()) for s in SPLITS},
         trained_on_in_current_test=int(((changed["split"] == "test") & (changed["model_split"] == "train")).sum()),
-        gone={s: sum(f not in present for f in model_meta["split_file_ids"].get(s, [])) for s in EVALUATED_SPLITS},
+        gone={s: sum(f not in present for f in model_meta.split_file_ids.get(s, [])) for s in EVALUATED_SPLITS},
         new_files=int(current["model_split"].isna().sum()),
     )
     own = known[known["model_split"].isin(EVALUATED_SPLITS)]
@@ -106,12 +103,12 @@ def _check_recorded(model_meta: dict[str, Any], file_targets: pd.DataFrame) -> t
 
 
 def _check_fingerprint(
-    model_meta: dict[str, Any], mel_features: MelFeatureStore, file_targets: pd.DataFrame
+    model_meta: ModelMeta, mel_features: MelFeatureStore, file_targets: pd.DataFrame
 ) -> tuple[pd.DataFrame, SplitCheck]:
-    version = model_meta.get("model_version") or "(unversioned)"
-    if dataset_fingerprint(mel_features, file_targets) != model_meta.get("dataset_fingerprint"):
+    version = model_meta.model_version or "(unversioned)"
+    if dataset_fingerprint(mel_features, file_targets) != model_meta.dataset_fingerprint:
         raise SplitMismatchError(
-            f"{model_meta.get('mode')}: model {version} was saved before models recorded their split, and the "
+            f"{model_meta.mode}: model {version} was saved before models recorded their split, and the "
             "features, split or labels have changed since it was trained (its dataset_fingerprint differs), so "
             "its training files cannot be told apart from its test files. Retrain it on the current index: "
             "`kedro run --pipelines training` then `kedro run --pipelines evaluation`"
@@ -119,11 +116,11 @@ def _check_fingerprint(
     own = file_targets[file_targets["split"].isin(EVALUATED_SPLITS)].reset_index(drop=True)
     counts = {s: int((own["split"] == s).sum()) for s in EVALUATED_SPLITS}
     zero = dict.fromkeys(SPLITS, 0)
-    return own, SplitCheck(model_meta.get("model_version"), "dataset_fingerprint", counts, zero, 0, {}, 0)
+    return own, SplitCheck(model_meta.model_version, "dataset_fingerprint", counts, zero, 0, {}, 0)
 
 
 def model_split_targets(
-    model_meta: dict[str, Any], mel_features: MelFeatureStore, file_targets: pd.DataFrame, on_mismatch: str
+    model_meta: ModelMeta, mel_features: MelFeatureStore, file_targets: pd.DataFrame, on_mismatch: str
 ) -> tuple[pd.DataFrame, SplitCheck]:
     """The model's own validation and test files (labels from the current index), and how the index differs.
 
@@ -131,8 +128,8 @@ def model_split_targets(
         SplitMismatchError: the index differs and ``on_mismatch`` is ``stop``; or the model's
             own validation or test files are all gone; or an older model's data changed.
     """
-    mode = model_meta.get("mode")
-    if "split_file_ids" not in model_meta:
+    mode = model_meta.mode
+    if model_meta.split_file_ids is None:
         own, check = _check_fingerprint(model_meta, mel_features, file_targets)
     else:
         own, check = _check_recorded(model_meta, file_targets)

@@ -2,12 +2,16 @@ import pytest
 
 from leak_detection.pipelines.deployment.nodes import model_card
 
+SHA = "a" * 64
 META = {
+    "model_type": "LeakCNNMulti",
     "mode": "binary",
     "model_version": "V2",
-    "state_dict_sha256": "abc",
+    "state_dict_sha256": SHA,
+    "num_classes": 2,
     "class_names": ["NOLEAK", "LEAK"],
     "leak_output_idx": 1,
+    "threshold": 0.4,
     "param_count": 617730,
     "feature_config": {"n_mels": 32, "long_segment": 1024, "sample_rate": 4096},
     "dataset_fingerprint": "fp",
@@ -22,7 +26,7 @@ META = {
 FIGURES = {"f1": 0.8, "precision": 0.75, "recall": 0.9, "specificity": 0.7, "roc_auc": 0.9, "average_precision": 0.85}
 
 
-def metrics(sha="abc"):
+def metrics(sha=SHA):
     test = {**FIGURES, "n_files": 30, "n_leak_files": 12, "long_segment_leak_f1": 0.7}
     test["intervals"] = {k: [v - 0.1, min(v + 0.1, 1.0)] for k, v in FIGURES.items()}
     return {

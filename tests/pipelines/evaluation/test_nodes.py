@@ -2,14 +2,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leak_detection.decisions.split_scores import SplitScores
 from leak_detection.pipelines.evaluation.nodes import choose_rule, evaluation_metrics, predict_files
 
 META = {
+    "model_type": "LeakCNNMulti",
+    "state_dict_sha256": "0" * 64,
     "mode": "binary",
+    "num_classes": 2,
     "class_names": ["NOLEAK", "LEAK"],
     "eval_method": "paper_exact_file_level_50pct_voting",
     "threshold": 0.6,
     "leak_output_idx": 1,
+    "feature_config": {"sample_rate": 4096, "long_segment": 1024, "long_hop": 512},
 }
 RULE = {"score": "leak_probability", "threshold": 0.6}
 EVALUATION = {"bootstrap": {"resamples": 1000, "confidence": 0.95, "seed": 1}}
@@ -21,14 +26,9 @@ def split_scores(file_scores, prefix):
     long_scores = np.concatenate([np.asarray(s, float) for s in file_scores])
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in file_scores])])
     probs = np.stack([1 - long_scores, long_scores], axis=1)
-    return {
-        "file_ids": [f"{prefix}{i}" for i in range(len(file_scores))],
-        "long_offsets": offsets,
-        "long_scores": long_scores,
-        "long_class_probs": probs,
-        "short_leak_probs": np.repeat(long_scores, 3),
-        "n_short": 3,
-    }
+    return SplitScores(
+        [f"{prefix}{i}" for i in range(len(file_scores))], offsets, long_scores, probs, META["class_names"]
+    )
 
 
 @pytest.fixture
@@ -67,9 +67,7 @@ def test_the_threshold_comes_from_validation_even_when_test_would_prefer_another
 def test_metrics_on_crafted_predictions_match_hand_computed_values(crafted):
     scores, targets = crafted
     predictions = predict_files(scores, targets, RULE, META)
-    metrics = evaluation_metrics(
-        predictions, scores, RULE, SPLIT_CHECK, {**META, "state_dict_sha256": "x", "model_version": "V1"}, EVALUATION
-    )
+    metrics = evaluation_metrics(predictions, scores, RULE, SPLIT_CHECK, {**META, "model_version": "V1"}, EVALUATION)
     assert metrics["model_version"] == "V1"
     test = metrics["test"]
     # Test files: t0 FN, t1 TP, t2 TN, t3 FP, t4 TN.
@@ -102,21 +100,10 @@ def test_metrics_on_crafted_predictions_match_hand_computed_values(crafted):
 
 
 def test_multiclass_file_class_follows_the_vote_then_the_most_probable_other_class():
-    meta = {
-        **META,
-        "mode": "multiclass",
-        "class_names": ["LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"],
-        "leak_output_idx": 0,
-    }
+    names = ["LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"]
+    meta = {**META, "mode": "multiclass", "num_classes": 5, "class_names": names, "leak_output_idx": 0}
     probs = np.array([[0.6, 0.1, 0.1, 0.1, 0.1], [0.5, 0.1, 0.3, 0.05, 0.05], [0.1, 0.1, 0.1, 0.1, 0.6]])
-    scored = {
-        "file_ids": ["a", "b", "c"],
-        "long_offsets": np.array([0, 1, 2, 3]),
-        "long_scores": probs[:, 0],
-        "long_class_probs": probs,
-        "short_leak_probs": np.repeat(probs[:, 0], 3),
-        "n_short": 3,
-    }
+    scored = SplitScores(["a", "b", "c"], np.array([0, 1, 2, 3]), probs[:, 0], probs, names)
     targets = pd.DataFrame(
         {
             "file_id": ["a", "b", "c"],

@@ -11,7 +11,7 @@ import torch
 
 from leak_detection.features.segment_batches import SegmentSource
 from leak_detection.features.store import MelFeatureStore
-from leak_detection.features.store_contract import front_end_problem
+from leak_detection.model.meta import ModelMeta
 from leak_detection.model.network import model_from_state
 from leak_detection.model.onnx_export import export_onnx, parity
 
@@ -39,23 +39,22 @@ def export_onnx_model(
 ) -> tuple[bytes, dict[str, Any]]:
     """ONNX bytes of the model, kept only when its outputs match PyTorch's within tolerance."""
     network = model_from_state(model, model_meta)
+    meta = ModelMeta.from_dict(model_meta)
     _, n_short, n_mels, n_frames = mel_features.segments_mel.shape
     onnx_bytes = export_onnx(network, n_mels, n_frames)
     features = _real_feature_batch(mel_features, file_targets, int(deployment["parity_segments"]))
     report = parity(onnx_bytes, network, features)
     tolerance = float(deployment["parity_tolerance"])
     worst = max(report["max_abs_diff_logits"], report["max_abs_diff_leak_aux"])
-    report.update(
-        {"tolerance": tolerance, "passed": worst < tolerance, "state_dict_sha256": model_meta["state_dict_sha256"]}
-    )
+    report.update({"tolerance": tolerance, "passed": worst < tolerance, "state_dict_sha256": meta.state_dict_sha256})
     if not report["passed"]:
         raise ValueError(
-            f"{model_meta['mode']}: ONNX export differs from PyTorch by {worst:.2e} on real features "
+            f"{meta.mode}: ONNX export differs from PyTorch by {worst:.2e} on real features "
             f"(tolerance {tolerance:.0e}); the export is not kept"
         )
     logger.info(
         "%s: ONNX export matches PyTorch on %d test segments (largest difference %.1e, tolerance %.0e)",
-        model_meta["mode"],
+        meta.mode,
         report["samples_compared"],
         worst,
         tolerance,
@@ -94,9 +93,9 @@ def _results_table(evaluation_metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _front_end_limit(model_meta: dict[str, Any]) -> str:
-    config = model_meta["feature_config"]
-    problem = model_meta.get("front_end_problem") or front_end_problem(config)
+def _front_end_limit(meta: ModelMeta) -> str:
+    config = meta.feature_config
+    problem = meta.unreproducible_front_end()
     if problem:
         return (
             f"- Trained on a store whose features this project cannot compute from audio: {problem}. "
@@ -110,12 +109,52 @@ def _front_end_limit(model_meta: dict[str, Any]) -> str:
     )
 
 
-def _check_same_model(model_meta: dict[str, Any], evaluation_metrics: dict[str, Any]) -> None:
+def _data_section(meta: ModelMeta, class_summary: dict[str, Any]) -> list[str]:
+    per_class = meta.train_files_per_class
+    if per_class is None:  # older metas: the class summary of the current index
+        per_class = class_summary["files_per_class"]["train"]
+    return [
+        "## Data",
+        "",
+        f"- Dataset fingerprint: `{meta.dataset_fingerprint}`",
+        f"- Files per split: {meta.split_files} (split SHA-256 `{meta.split_sha256}`; the file ids are in "
+        f"`model_meta.json`); training files per class: {per_class}",
+        "- Splits are by group (site / sensor / source recording), stratified by class. Evaluation scores only "
+        "this model's own validation and test files.",
+        "",
+    ]
+
+
+def _use_and_limits(meta: ModelMeta, n_test_leaks: int) -> list[str]:
+    return [
+        "## Intended use",
+        "",
+        "Screening acoustic recordings of pressurised water pipes (hydrophones, accelerometers, contact "
+        "microphones) for leak noise, to rank sites for a field visit. A LEAK call is a reason to listen "
+        "and survey, not a confirmed leak.",
+        "",
+        "## Known limits",
+        "",
+        _front_end_limit(meta),
+        "- The model has only seen the sites, sensors and pipe materials of its training data; on a new "
+        "network, check a sample of its calls before trusting its rates. Per-site results are in "
+        "`metrics.json` (`test_by_group`).",
+        "- Figures from a small test split move a lot with one file (see the intervals); a perfect test "
+        f"figure has a collapsed interval: with {n_test_leaks} test leaks and none missed, the true "
+        f"recall may still be as low as about {max(0.0, 1 - 3 / max(n_test_leaks, 1)):.2f}. A model "
+        "trained on the built-in synthetic demo recordings says nothing about real pipes.",
+        "- Continuous loud noise in the leak band (some pumps, heavy traffic) can be called LEAK; see "
+        "`test_leak_calls_by_true_class` in `metrics.json`.",
+        "",
+    ]
+
+
+def _check_same_model(meta: ModelMeta, evaluation_metrics: dict[str, Any]) -> None:
     scored = evaluation_metrics.get("model_state_dict_sha256")
-    if scored is not None and scored != model_meta["state_dict_sha256"]:
+    if scored is not None and scored != meta.state_dict_sha256:
         raise ValueError(
-            f"{model_meta['mode']}: metrics.json scored other weights (version "
-            f"{evaluation_metrics.get('model_version')}) than model {model_meta.get('model_version')}; evaluate this "
+            f"{meta.mode}: metrics.json scored other weights (version "
+            f"{evaluation_metrics.get('model_version')}) than model {meta.model_version}; evaluate this "
             "model first: `kedro run --pipelines evaluation` with the same --load-versions"
         )
 
@@ -127,19 +166,19 @@ def model_card(
     onnx_parity: dict[str, Any],
 ) -> str:
     """A Markdown model card written beside the export."""
-    mode = model_meta["mode"]
-    _check_same_model(model_meta, evaluation_metrics)
+    meta = ModelMeta.from_dict(model_meta)
+    mode = meta.mode
+    _check_same_model(meta, evaluation_metrics)
     test = evaluation_metrics["test"]
-    config = model_meta["feature_config"]
-    classes = ", ".join(f"{i} = {name}" for i, name in enumerate(model_meta["class_names"]))
+    config = meta.feature_config
+    classes = ", ".join(f"{i} = {name}" for i, name in enumerate(meta.class_names))
     lines = [
         f"# Model card: LeakCNNMulti, {mode} mode",
         "",
-        f"- Version: `{model_meta.get('model_version', 'unknown')}`; "
-        f"weights SHA-256 `{model_meta['state_dict_sha256']}`",
-        f"- Outputs: {classes}; LEAK is output {model_meta['leak_output_idx']}"
+        f"- Version: `{meta.model_version or 'unknown'}`; weights SHA-256 `{meta.state_dict_sha256}`",
+        f"- Outputs: {classes}; LEAK is output {meta.leak_output_idx}"
         + ("; plus a leak-vs-rest logit (`leak_aux_logit`)" if mode == "multiclass" else ""),
-        f"- Parameters: {model_meta['param_count']:,}; input `[batch, 1, {config.get('n_mels', 'n_mels')}, 1]` log-mel "
+        f"- Parameters: {meta.param_count:,}; input `[batch, 1, {config.get('n_mels', 'n_mels')}, 1]` log-mel "
         "(normalisation inside the model)",
         f"- Decision rule (chosen on validation): {evaluation_metrics['decision_rule']['description']}. "
         "The leak probability of a segment is "
@@ -153,22 +192,13 @@ def model_card(
         "|---|---|",
         *[f"| {key} | {value} |" for key, value in config.items()],
         "",
-        "## Data",
-        "",
-        f"- Dataset fingerprint: `{model_meta['dataset_fingerprint']}`",
-        f"- Files per split: {model_meta['split_files']} (split SHA-256 `{model_meta.get('split_sha256')}`; the "
-        "file ids are in `model_meta.json`); training files per class: "
-        f"{model_meta.get('train_files_per_class', class_summary['files_per_class']['train'])}",
-        "- Splits are by group (site / sensor / source recording), stratified by class. Evaluation scores only "
-        "this model's own validation and test files.",
-        "",
+        *_data_section(meta, class_summary),
         f"## Results (file level, model `{evaluation_metrics.get('model_version')}`)",
         "",
         *_results_table(evaluation_metrics),
         "",
         f"Long-segment leak F1 on test: {_pct(test.get('long_segment_leak_f1'))}. Training: best epoch "
-        f"{model_meta['best_epoch']} of {model_meta['epochs_run']}, {model_meta['training_seconds']:.0f} s on "
-        f"{model_meta['device']}.",
+        f"{meta.best_epoch} of {meta.epochs_run}, {meta.training_seconds:.0f} s on {meta.device}.",
         "",
         "## ONNX export",
         "",
@@ -178,24 +208,6 @@ def model_card(
         + (f", {onnx_parity['max_abs_diff_leak_aux']:.1e} on the leak logit" if mode == "multiclass" else "")
         + f" (tolerance {onnx_parity['tolerance']:.0e}).",
         "",
-        "## Intended use",
-        "",
-        "Screening acoustic recordings of pressurised water pipes (hydrophones, accelerometers, contact "
-        "microphones) for leak noise, to rank sites for a field visit. A LEAK call is a reason to listen "
-        "and survey, not a confirmed leak.",
-        "",
-        "## Known limits",
-        "",
-        _front_end_limit(model_meta),
-        "- The model has only seen the sites, sensors and pipe materials of its training data; on a new "
-        "network, check a sample of its calls before trusting its rates. Per-site results are in "
-        "`metrics.json` (`test_by_group`).",
-        "- Figures from a small test split move a lot with one file (see the intervals); a perfect test "
-        f"figure has a collapsed interval: with {test['n_leak_files']} test leaks and none missed, the true "
-        f"recall may still be as low as about {max(0.0, 1 - 3 / max(test['n_leak_files'], 1)):.2f}. A model "
-        "trained on the built-in synthetic demo recordings says nothing about real pipes.",
-        "- Continuous loud noise in the leak band (some pumps, heavy traffic) can be called LEAK; see "
-        "`test_leak_calls_by_true_class` in `metrics.json`.",
-        "",
+        *_use_and_limits(meta, test["n_leak_files"]),
     ]
     return "\n".join(lines)

@@ -19,15 +19,14 @@ from sklearn.metrics import average_precision_score, classification_report, conf
 from leak_detection.decisions.inference import predict_segments
 from leak_detection.decisions.rules import (
     DecisionRule,
-    FileDecisions,
     choose_decision_rule,
     decide_files,
     is_binary,
     long_rule_scores,
     macro_f1,
 )
-from leak_detection.decisions.scoring import leak_detection_metrics, long_segment_scores
-from leak_detection.features.familiarity import Familiarity
+from leak_detection.decisions.scoring import leak_detection_metrics
+from leak_detection.decisions.split_scores import SplitScores
 from leak_detection.features.segment_batches import SegmentSource
 from leak_detection.features.store import MelFeatureStore
 from leak_detection.labels import CLASS_NAMES, LEAK, NOLEAK
@@ -38,6 +37,7 @@ from leak_detection.metrics.uncertainty import (
     bootstrap_intervals,
     resampling_description,
 )
+from leak_detection.model.meta import ModelMeta
 from leak_detection.model.network import model_from_state
 
 from . import plots
@@ -56,31 +56,26 @@ def score_segments(
     mel_features: MelFeatureStore,
     evaluated_targets: pd.DataFrame,
     evaluation: dict[str, Any],
-) -> dict[str, dict[str, Any]]:
-    """Per split: each file's long-segment leak scores and class probabilities.
-
-    Returns ``{split: {"file_ids", "long_offsets", "long_scores", "long_class_probs",
-    "short_leak_probs"}}``, files in store order.
-    """
+) -> dict[str, SplitScores]:
+    """Per split (validation, test): the model's long-segment scores of each file, files in store order."""
     network = model_from_state(model, model_meta)
+    meta = ModelMeta.from_dict(model_meta)
     scored = {}
     for split in EVALUATED_SPLITS:
         source = SegmentSource.for_split(
             mel_features, evaluated_targets, split, int(evaluation["memory_budget_mb"] * 2**20)
         )
         predictions = predict_segments(
-            network, source.ordered_blocks(), model_meta["leak_output_idx"], batch_size=evaluation["batch_size"]
+            network, source.ordered_blocks(), meta.leak_output_idx, batch_size=evaluation["batch_size"]
         )
-        n_classes = predictions.class_probabilities.shape[1]
-        scored[split] = {
-            "file_ids": [mel_features.file_ids[i] for i in source.file_indices],
-            "long_offsets": source.local_offsets,
-            "long_scores": long_segment_scores(predictions.leak_probability, source.n_short),
-            "long_class_probs": predictions.class_probabilities.reshape(-1, source.n_short, n_classes).mean(axis=1),
-            "short_leak_probs": predictions.leak_probability,
-            "n_short": source.n_short,
-            "file_summaries": source.file_summaries(),
-        }
+        scored[split] = SplitScores.from_predictions(
+            predictions,
+            source.local_offsets,
+            source.n_short,
+            [mel_features.file_ids[i] for i in source.file_indices],
+            meta.class_names,
+            source.file_summaries(),
+        )
     return scored
 
 
@@ -88,7 +83,8 @@ def evaluated_files(
     model_meta: dict[str, Any], mel_features: MelFeatureStore, file_targets: pd.DataFrame, evaluation: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The model's own validation and test files (``leak_detection.metrics.model_split``) and how the index differs."""
-    own, check = model_split_targets(model_meta, mel_features, file_targets, evaluation["on_split_mismatch"])
+    meta = ModelMeta.from_dict(model_meta)
+    own, check = model_split_targets(meta, mel_features, file_targets, evaluation["on_split_mismatch"])
     return own, check.to_dict()
 
 
@@ -99,91 +95,71 @@ def true_classes(labels: pd.Series, class_names: list[str]) -> np.ndarray:
     return labels.to_numpy(dtype=str)
 
 
-def _decide(scored: dict[str, Any], rule: DecisionRule, model_meta: dict[str, Any]) -> FileDecisions:
-    return decide_files(
-        rule,
-        scored["long_scores"],
-        scored["long_class_probs"],
-        scored["long_offsets"],
-        model_meta["class_names"],
-        model_meta["leak_output_idx"],
-    )
-
-
 def choose_rule(
-    segment_scores: dict[str, dict[str, Any]], evaluated_targets: pd.DataFrame, model_meta: dict[str, Any]
+    segment_scores: dict[str, SplitScores], evaluated_targets: pd.DataFrame, model_meta: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The model's decision rule, checked against a fresh choice on its validation files."""
+    meta = ModelMeta.from_dict(model_meta)
     validation = segment_scores["validation"]
-    labels = evaluated_targets.set_index("file_id").loc[validation["file_ids"], "label"]
-    swept, curve = choose_decision_rule(
-        validation["long_scores"],
-        validation["long_class_probs"],
-        validation["long_offsets"],
-        true_classes(labels, list(model_meta["class_names"])),
-        model_meta["class_names"],
-        model_meta["leak_output_idx"],
-    )
-    rule = DecisionRule.from_meta(model_meta)
+    labels = evaluated_targets.set_index("file_id").loc[validation.file_ids, "label"]
+    swept, curve = choose_decision_rule(validation, true_classes(labels, meta.class_names))
+    rule = meta.decision_rule()
     if swept.score != rule.score or not np.isclose(swept.threshold, rule.threshold):
         logger.warning(
             "%s: a fresh choice on validation gives %s at %.2f, but model_meta.json says %s at %.2f; using the "
             "model's own rule, as prediction does",
-            model_meta.get("mode"),
+            meta.mode,
             swept.score,
             swept.threshold,
             rule.score,
             rule.threshold,
         )
-    logger.info("%s: decision rule (chosen on validation): %s", model_meta.get("mode"), rule.describe())
+    logger.info("%s: decision rule (chosen on validation): %s", meta.mode, rule.describe())
     return pd.DataFrame(curve), rule.to_dict()
 
 
 def predict_files(
-    segment_scores: dict[str, dict[str, Any]],
+    segment_scores: dict[str, SplitScores],
     evaluated_targets: pd.DataFrame,
     decision_rule: dict[str, Any],
     model_meta: dict[str, Any],
 ) -> pd.DataFrame:
     """One row per validation and test file: scores, the vote and the predicted class."""
-    class_names = list(model_meta["class_names"])
+    meta = ModelMeta.from_dict(model_meta)
     rule = DecisionRule(**decision_rule)
     targets = evaluated_targets.set_index("file_id")
     tables = []
     for split in EVALUATED_SPLITS:
         scored = segment_scores[split]
-        decided = _decide(scored, rule, model_meta)
-        votes = decided.votes
-        labels = targets.loc[scored["file_ids"], "label"]
+        decided = decide_files(scored, rule)
+        labels = targets.loc[scored.file_ids, "label"]
         table = pd.DataFrame(
             {
-                "file_id": scored["file_ids"],
+                "file_id": scored.file_ids,
                 "split": split,
-                "group": targets.loc[scored["file_ids"], "group"].to_numpy(),
+                "group": targets.loc[scored.file_ids, "group"].to_numpy(),
                 "true_label": labels.to_numpy(),
-                "true_class": true_classes(labels, class_names),
-                "n_long_segments": np.diff(scored["long_offsets"]),
-                "mean_leak_score": votes.mean_leak_score,
-                "vote_score": votes.vote_score,
-                "fraction_over_threshold": votes.fraction_over_threshold,
+                "true_class": true_classes(labels, meta.class_names),
+                "n_long_segments": scored.n_long_segments,
+                "mean_leak_score": decided.votes.mean_leak_score,
+                "vote_score": decided.votes.vote_score,
+                "fraction_over_threshold": decided.votes.fraction_over_threshold,
                 "decision_score": rule.score,
                 "threshold": rule.threshold,
-                "decision": np.where(votes.is_leak, LEAK, NOLEAK),
+                "decision": decided.decision,
                 "predicted_class": decided.predicted_class,
+                **decided.class_probability_columns(),
             }
         )
-        if not is_binary(class_names):
-            for k, name in enumerate(class_names):
-                table[f"p_{name}"] = decided.mean_class_probs[:, k]
-        tables.append(_with_familiarity(table, scored, model_meta))
+        tables.append(_with_familiarity(table, scored, meta))
     return pd.concat(tables, ignore_index=True)
 
 
-def _with_familiarity(table: pd.DataFrame, scored: dict[str, Any], model_meta: dict[str, Any]) -> pd.DataFrame:
-    familiarity = Familiarity.from_meta(model_meta)
-    if familiarity is None or "file_summaries" not in scored:
+def _with_familiarity(table: pd.DataFrame, scored: SplitScores, meta: ModelMeta) -> pd.DataFrame:
+    familiarity = meta.familiarity_statistics()
+    if familiarity is None or scored.file_summaries is None:
         return table.assign(unfamiliarity=np.nan, unfamiliar=False)
-    distance = familiarity.unfamiliarity(scored["file_summaries"])
+    distance = familiarity.unfamiliarity(scored.file_summaries)
     return table.assign(unfamiliarity=distance, unfamiliar=distance > familiarity.threshold)
 
 
@@ -222,10 +198,9 @@ def _by_group(test: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _long_segment_leak_f1(test: pd.DataFrame, scored: dict[str, Any], rule: DecisionRule, meta: dict) -> float:
-    scores = long_rule_scores(rule.score, scored["long_scores"], scored["long_class_probs"], meta["leak_output_idx"])
-    truth = np.repeat(test["true_label"].to_numpy() == LEAK, np.diff(scored["long_offsets"]))
-    return leak_detection_metrics(scores >= rule.threshold, truth)["f1"]
+def _long_segment_leak_f1(test: pd.DataFrame, scored: SplitScores, rule: DecisionRule) -> float:
+    truth = np.repeat(test["true_label"].to_numpy() == LEAK, scored.n_long_segments)
+    return leak_detection_metrics(long_rule_scores(rule, scored) >= rule.threshold, truth)["f1"]
 
 
 def _class_detail(test: pd.DataFrame, class_names: list[str]) -> dict[str, Any]:
@@ -243,28 +218,29 @@ def _class_detail(test: pd.DataFrame, class_names: list[str]) -> dict[str, Any]:
 
 def evaluation_metrics(
     predictions: pd.DataFrame,
-    segment_scores: dict[str, dict[str, Any]],
+    segment_scores: dict[str, SplitScores],
     decision_rule: dict[str, Any],
     split_check: dict[str, Any],
     model_meta: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict[str, Any]:
     """File-level leak metrics on the model's own validation and test files, with test intervals."""
+    meta = ModelMeta.from_dict(model_meta)
     rule = DecisionRule(**decision_rule)
     test = predictions[predictions["split"] == "test"]
     settings = BootstrapSettings.from_params(evaluation["bootstrap"])
     test_metrics = {
         **_file_level(test),
-        "long_segment_leak_f1": _long_segment_leak_f1(test, segment_scores["test"], rule, model_meta),
+        "long_segment_leak_f1": _long_segment_leak_f1(test, segment_scores["test"], rule),
         "intervals": bootstrap_intervals(FileSample.from_predictions(test), test["group"].tolist(), settings),
     }
     metrics = {
-        "mode": model_meta["mode"],
-        "model_version": model_meta.get("model_version"),
-        "dataset_fingerprint": model_meta.get("dataset_fingerprint"),
-        "split_sha256": model_meta.get("split_sha256"),
-        "eval_method": model_meta["eval_method"],
-        "model_state_dict_sha256": model_meta.get("state_dict_sha256"),
+        "mode": meta.mode,
+        "model_version": meta.model_version,
+        "dataset_fingerprint": meta.dataset_fingerprint,
+        "split_sha256": meta.split_sha256,
+        "eval_method": meta.eval_method,
+        "model_state_dict_sha256": meta.state_dict_sha256,
         "evaluated_on": split_check,
         "decision_rule": {**rule.to_dict(), "chosen_on": "validation", "description": rule.describe()},
         "threshold": rule.threshold,
@@ -273,12 +249,12 @@ def evaluation_metrics(
         "bootstrap": resampling_description(test["group"].tolist(), settings),
         "validation": _file_level(predictions[predictions["split"] == "validation"]),
         "test": test_metrics,
-        **_class_detail(test, list(model_meta["class_names"])),
+        **_class_detail(test, meta.class_names),
         "test_by_group": _by_group(test),
         "unfamiliar_files": {
             split: int(predictions.loc[predictions["split"] == split, "unfamiliar"].sum()) for split in EVALUATED_SPLITS
         },
-        "training": {k: model_meta.get(k) for k in ("best_epoch", "epochs_run", "training_seconds", "param_count")},
+        "training": {k: getattr(meta, k) for k in ("best_epoch", "epochs_run", "training_seconds", "param_count")},
     }
     logger.info("%s", headline(metrics))
     return metrics
@@ -303,7 +279,7 @@ def headline(metrics: dict[str, Any]) -> str:
 
 def evaluation_plots(
     predictions: pd.DataFrame,
-    segment_scores: dict[str, dict[str, Any]],
+    segment_scores: dict[str, SplitScores],
     threshold_curve: pd.DataFrame,
     metrics: dict[str, Any],
     training_history: pd.DataFrame,
@@ -311,13 +287,10 @@ def evaluation_plots(
     evaluation: dict[str, Any],
 ) -> dict[str, Any]:
     """Confusion matrix, ROC and PR with the operating point, the rule sweep, learning curves, timelines."""
+    meta = ModelMeta.from_dict(model_meta)
     test = predictions[predictions["split"] == "test"]
-    config = model_meta["feature_config"]
     rule = DecisionRule(metrics["decision_rule"]["score"], metrics["decision_rule"]["threshold"])
     scored = segment_scores["test"]
-    long_scores = long_rule_scores(
-        rule.score, scored["long_scores"], scored["long_class_probs"], model_meta["leak_output_idx"]
-    )
     return {
         "confusion_matrix.png": plots.confusion_figure(metrics),
         "roc_pr_curves.png": plots.roc_pr_figure(test, metrics),
@@ -325,10 +298,11 @@ def evaluation_plots(
         "learning_curves.png": plots.learning_curves_figure(training_history, metrics),
         "file_timelines.png": plots.timeline_figure(
             test,
-            {**scored, "long_scores": long_scores},
+            scored,
+            long_rule_scores(rule, scored),
             rule,
             metrics["mode"],
-            config["long_hop"] / config["sample_rate"] if {"long_hop", "sample_rate"} <= set(config) else None,
+            meta.seconds_per_long_hop,
             int(evaluation["timeline_files_per_outcome"]),
         ),
     }

@@ -14,6 +14,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from leak_detection.decisions.rules import DecisionRule  # noqa: E402
+from leak_detection.decisions.split_scores import SplitScores  # noqa: E402
 from leak_detection.labels import LEAK  # noqa: E402
 
 OUTCOMES = ("TP", "FP", "FN", "TN")
@@ -74,7 +76,7 @@ def roc_pr_figure(test: pd.DataFrame, metrics: dict[str, Any]) -> Figure:
     return fig
 
 
-def threshold_figure(curve: pd.DataFrame, rule: Any, mode: str) -> Figure:
+def threshold_figure(curve: pd.DataFrame, rule: DecisionRule, mode: str) -> Figure:
     """The validation sweep of each candidate score, the chosen rule marked."""
     scores = list(dict.fromkeys(curve["score"]))
     fig, axes = plt.subplots(1, len(scores), figsize=(7 * len(scores), 4.5), squeeze=False)
@@ -132,18 +134,19 @@ def _timeline_panel(ax, scores: np.ndarray, file: pd.Series, outcome: str, thres
     ax.set(xlabel="time (s)" if dt else "long segment (time not available for this store)", ylabel="score")
 
 
-def timeline_figure(
+def timeline_figure(  # noqa: PLR0913
     test: pd.DataFrame,
-    scored_test: dict[str, Any],
-    rule: Any,
+    scored_test: SplitScores,
+    long_rule_scores: np.ndarray,
+    rule: DecisionRule,
     mode: str,
     seconds_per_long_hop: float | None,
     per_outcome: int,
 ) -> Figure:
-    """Long-segment scores over time for a few test files of each outcome that occurred."""
+    """Long-segment scores under ``rule`` over time for a few test files of each outcome that occurred."""
     outcomes = file_outcomes(test)
-    position = {fid: i for i, fid in enumerate(scored_test["file_ids"])}
-    offsets = scored_test["long_offsets"]
+    position = {fid: i for i, fid in enumerate(scored_test.file_ids)}
+    offsets = scored_test.long_offsets
     rows = [(o, test[outcomes == o].sort_values("file_id").head(per_outcome)) for o in OUTCOMES]
     rows = [(o, chosen) for o, chosen in rows if len(chosen)]
     n_cols = max(len(chosen) for _, chosen in rows)
@@ -152,7 +155,7 @@ def timeline_figure(
         for c, (_, file) in enumerate(chosen.iterrows()):
             i = position[file["file_id"]]
             ax = fig.add_subplot(len(rows), n_cols, r * n_cols + c + 1)
-            scores = scored_test["long_scores"][offsets[i] : offsets[i + 1]]
+            scores = long_rule_scores[offsets[i] : offsets[i + 1]]
             _timeline_panel(ax, scores, file, outcome, rule.threshold, seconds_per_long_hop)
     missing = [o for o in OUTCOMES if o not in dict(rows)]
     fig.suptitle(

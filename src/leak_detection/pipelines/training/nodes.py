@@ -7,7 +7,6 @@ targets all come from that mode's own definitions, never from another mode's.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -15,21 +14,24 @@ import torch
 
 from leak_detection.decisions.inference import predict_segments
 from leak_detection.decisions.rules import DecisionRule, choose_decision_rule
-from leak_detection.decisions.scoring import EVAL_METHOD, long_segment_scores
+from leak_detection.decisions.scoring import EVAL_METHOD
+from leak_detection.decisions.split_scores import SplitScores
 from leak_detection.features.familiarity import fit_familiarity
 from leak_detection.features.segment_batches import SegmentSource
 from leak_detection.features.store import MelFeatureStore
 from leak_detection.features.store_contract import front_end_problem
 from leak_detection.labels import CLASS_NAMES, LEAK
 from leak_detection.metrics.model_split import dataset_fingerprint, split_file_ids, split_sha256
-from leak_detection.model.meta import feature_config_sha256
-from leak_detection.model.network import LeakCNNMulti, param_count, state_dict_sha256
+from leak_detection.model.meta import ModelMeta, feature_config_sha256, fit_fields
+from leak_detection.model.network import LeakCNNMulti, param_count
 from leak_detection.pipelines.data_indexing.nodes import (
     STORE_FINGERPRINT,
     recorded_store_fingerprint,
     store_fingerprint,
 )
-from leak_detection.training.loop import LeakLoss, TrainerConfig, fit
+from leak_detection.training.config import TrainerConfig
+from leak_detection.training.loop import FitResult, fit
+from leak_detection.training.loss import LeakLoss
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +81,10 @@ def validation_decision_rule(
     model: LeakCNNMulti, validation: SegmentSource, names: list[str], batch_size: int
 ) -> tuple[DecisionRule, list[dict[str, Any]]]:
     """The best model's file decision rule, chosen on validation (``leak_detection.decisions.rules``)."""
-    leak_idx = names.index(LEAK)
-    predictions = predict_segments(model, validation.ordered_blocks(), leak_idx, batch_size=batch_size)
-    n_short = validation.n_short
-    return choose_decision_rule(
-        long_segment_scores(predictions.leak_probability, n_short),
-        predictions.class_probabilities.reshape(-1, n_short, len(names)).mean(axis=1),
-        validation.local_offsets,
-        [names[t] for t in validation.file_targets],
-        names,
-        leak_idx,
-    )
+    predictions = predict_segments(model, validation.ordered_blocks(), names.index(LEAK), batch_size=batch_size)
+    file_ids = [validation.store.file_ids[i] for i in validation.file_indices]
+    scores = SplitScores.from_predictions(predictions, validation.local_offsets, validation.n_short, file_ids, names)
+    return choose_decision_rule(scores, [names[t] for t in validation.file_targets])
 
 
 def _data_meta(
@@ -117,6 +112,40 @@ def _data_meta(
     }
 
 
+def _model_meta(  # noqa: PLR0913
+    mode: str,
+    names: list[str],
+    model: LeakCNNMulti,
+    config: TrainerConfig,
+    result: FitResult,
+    rule: DecisionRule,
+    data: dict[str, Any],
+) -> ModelMeta:
+    """The best model's ``model_meta.json``: reference fields, decision rule, training data (``data``) and run."""
+    return ModelMeta(
+        # The reference system's fields, as its users know them.
+        binary_mode=mode == "binary",
+        num_classes=len(names),
+        class_names=names,
+        original_class_names=list(CLASS_NAMES),
+        leak_class_name=LEAK,
+        leak_idx=CLASS_NAMES.index(LEAK),
+        eval_method=EVAL_METHOD,
+        model_type=type(model).__name__,
+        trainer_cfg=config.to_dict(),
+        # Added: what a deployment needs to reproduce the training-time behaviour.
+        mode=mode,
+        leak_output_idx=names.index(LEAK),
+        threshold=rule.threshold,
+        decision_score=rule.score,
+        threshold_source="validation sweep 0.10..0.90 step 0.05: best file-level leak F1 (binary), best mean "
+        "of leak F1 and macro F1 (multiclass)",
+        param_count=param_count(model),
+        **data,
+        **fit_fields(result),
+    )
+
+
 def train_model(
     mel_features: MelFeatureStore,
     file_targets: pd.DataFrame,
@@ -128,18 +157,18 @@ def train_model(
     config = TrainerConfig.from_params(training)
     names = _class_names(class_summary, mode)
     check_built_together(mel_features, file_targets, class_summary, mode)
-    budget = int(config.memory_budget_mb * 2**20)
+    budget = int(config.runtime.memory_budget_mb * 2**20)
     train = SegmentSource.for_split(mel_features, file_targets, "train", budget)
     validation = SegmentSource.for_split(mel_features, file_targets, "validation", budget)
 
-    torch.manual_seed(config.seed)
-    model = LeakCNNMulti(n_classes=len(names), n_mels=train.n_mels, dropout=config.dropout)
+    torch.manual_seed(config.trajectory.seed)
+    model = LeakCNNMulti(n_classes=len(names), n_mels=train.n_mels, dropout=config.trajectory.dropout)
     model.set_normalisation(*train.mean_std())
     loss_fn = LeakLoss(
         class_summary["class_weights"],
-        config.leak_aux_weight,
+        config.trajectory.leak_aux_weight,
         class_summary["leak_pos_weight"],
-        config.label_smoothing,
+        config.trajectory.label_smoothing,
     )
     fingerprint = dataset_fingerprint(mel_features, file_targets)
     logger.info("%s: LeakCNNMulti(n_classes=%d), %d parameters", mode, len(names), param_count(model))
@@ -156,40 +185,8 @@ def train_model(
         result.samples_per_second,
     )
     model.load_state_dict(result.best_state)
-    rule, _ = validation_decision_rule(model.cpu(), validation, names, config.eval_batch_size)
+    rule, _ = validation_decision_rule(model.cpu(), validation, names, config.runtime.eval_batch_size)
     logger.info("%s: decision rule chosen on validation: %s", mode, rule.describe())
-    meta = {
-        # The reference system's fields, as its users know them.
-        "binary_mode": mode == "binary",
-        "num_classes": len(names),
-        "class_names": names,
-        "original_class_names": list(CLASS_NAMES),
-        "leak_class_name": LEAK,
-        "leak_idx": CLASS_NAMES.index(LEAK),
-        "best_file_leak_f1": result.best_file_leak_f1,
-        "best_epoch": result.best_epoch,
-        "eval_method": EVAL_METHOD,
-        "model_type": type(model).__name__,
-        "trainer_cfg": config.to_dict(),
-        # Added: what a deployment needs to reproduce the training-time behaviour.
-        "mode": mode,
-        "leak_output_idx": names.index(LEAK),
-        "threshold": rule.threshold,
-        "decision_score": rule.score,
-        "threshold_source": "validation sweep 0.10..0.90 step 0.05: best file-level leak F1 (binary), best mean "
-        "of leak F1 and macro F1 (multiclass)",
-        "early_stopping_threshold": result.best_threshold,
-        "param_count": param_count(model),
-        **_data_meta(mel_features, file_targets, class_summary, train, validation),
-        "dataset_fingerprint": fingerprint,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "training_seconds": result.train_seconds,
-        "samples_per_second": result.samples_per_second,
-        "device": result.device,
-        "torch_version": torch.__version__,
-        "state_dict_sha256": state_dict_sha256(result.best_state),
-        "created_at_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return result.best_state, meta, pd.DataFrame(result.history)
+    data = _data_meta(mel_features, file_targets, class_summary, train, validation)
+    meta = _model_meta(mode, names, model, config, result, rule, {**data, "dataset_fingerprint": fingerprint})
+    return result.best_state, meta.to_dict(), pd.DataFrame(result.history)
