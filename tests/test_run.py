@@ -22,6 +22,7 @@ from kedro.framework.session import KedroSession
 
 from leak_detection import console
 from leak_detection.datasets import MelFeatureStoreDataset
+from leak_detection.demo.recordings import generate_demo_recordings
 from leak_detection.model.network import LeakCNNMulti, state_dict_sha256
 from leak_detection.pipeline_registry import register_pipelines
 
@@ -311,3 +312,39 @@ def test_viz_shows_each_mode_as_a_modular_pipeline_holding_its_templates(project
         children = {child["id"] for child in modular[mode]["children"] if child["type"] == "modularPipeline"}
         assert children == {f"{mode}.{t}" for t in ("data_indexing", "training", "evaluation", "deployment")}
     assert "feature_extraction" in modular
+
+
+ADAPT_QUICK = {
+    "binary": {
+        "adaptation": {"pseudo_labels": {"min_segments_per_class": 5}, "fine_tuning": {"epochs": 2, "patience": 2}}
+    }
+}
+FORGETTING_MARGIN = 0.15
+"""How far the original test F1 may fall on the tiny case: about one test file's call out of the dozen there."""
+
+
+def test_adapt_saves_a_version_naming_its_base_evaluates_it_and_keeps_the_original_test_f1(trained_copy, tmp_path):
+    project = trained_copy
+    site = tmp_path / "new site"
+    generate_demo_recordings(site, n_recordings=24, n_sites=1, sensors_per_site=2, max_duration_s=6.0, seed=11)
+    models = project / "data/06_models/binary"
+    (base,) = versions(models / "best.pth")
+    labels = {"adaptation_manifest": str(site / "manifest.csv")}
+    run(project, "adapt", namespaces=["binary"], adaptation_dir=str(site), **labels, **ADAPT_QUICK)
+    (adapted,) = versions(models / "best.pth") - {base}
+    meta = json.loads((models / "model_meta.json" / adapted / "model_meta.json").read_text())
+    assert meta["model_version"] == adapted and meta["adaptation"]["base_model_version"] == base
+    assert (
+        meta["split_file_ids"]
+        == json.loads((models / f"model_meta.json/{base}/model_meta.json").read_text())["split_file_ids"]
+    )
+    reports = project / "data/08_reporting/binary"
+    report = json.loads((reports / "adaptation/adaptation.json" / adapted / "adaptation.json").read_text())
+    assert report["base_model_version"] == base and report["new_site_labelled"]["files"] == 24
+    assert report["original_test"]["metrics"]["f1"]["change"] >= -FORGETTING_MARGIN
+    kept = {row["class"]: row["kept"] for row in meta["adaptation"]["rounds"][0]["pseudo_labels"]}
+    assert sum(kept.values()) > 0
+    metrics = json.loads((reports / "metrics.json" / adapted / "metrics.json").read_text())
+    assert metrics["model_version"] == adapted
+    card = (models / "model_card.md" / adapted / "model_card.md").read_text()
+    assert f"adapted to a new site from model `{base}`" in card

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from leak_detection.adaptation.settings import AdaptationSettings
 from leak_detection.audio.front_end import FrontEndConfig
 from leak_detection.features.splits import check_holdout_sites, check_split_ratios
 from leak_detection.labels import CLASS_NAMES, MODE_CLASS_NAMES, check_mode_classes
@@ -102,6 +103,12 @@ def _check_block(name: str, block: Any, rules: dict[str, Callable[[Any], str | N
         if key in block and (allowed := rule(block[key])) is not None:
             problems.append(f"{name}.{key} = {block[key]!r}: must be {allowed}")
     return problems
+
+
+def _adaptation_config(branch: dict[str, Any]) -> Any:
+    """The adaptation block, and the training settings it makes for fine-tuning."""
+    settings = AdaptationSettings.from_params(branch["adaptation"])
+    return settings.trainer_config(branch.get("training") or {"checkpoint_dir": "."}, 0)
 
 
 def _check_config(name: str, build: Callable[[], Any]) -> list[str]:
@@ -231,6 +238,8 @@ def parameter_problems(params: dict[str, Any], read: set[str] | None = None) -> 
             problems += _check_config(f"{mode}.classes", lambda b=branch: check_mode_classes(b["classes"]))
         if "training" in branch:
             problems += _check_config(f"{mode}.training", lambda b=branch: TrainerConfig.from_params(b["training"]))
+        if "adaptation" in branch:
+            problems += _check_config(f"{mode}.adaptation", lambda b=branch: _adaptation_config(b))
         for block, rules in BLOCK_RULES.items():
             if block in branch:
                 problems += _check_block(f"{mode}.{block}", branch[block], rules)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from leak_detection.pipelines import (
+    adaptation,
     data_indexing,
     deployment,
     evaluation,
@@ -20,20 +21,27 @@ from leak_detection.pipelines import (
 )
 
 MODES = ("binary", "multiclass")
-SHARED_DATASETS = {"recordings_index", "mel_features", "inbox"}
+SHARED_DATASETS = {"recordings_index", "mel_features", "inbox", "adaptation_recordings"}
 """Outputs of the shared part that every mode reads under their own (unprefixed) name."""
-SHARED_PARAMETERS = {"params:data_source"}
+SHARED_PARAMETERS = {"params:data_source", "params:label_mapping"}
 """Run-wide parameters that every mode reads under their own (unprefixed) name."""
 
 
-def _instantiate(templates: list[Pipeline], modes: tuple[str, ...] = MODES) -> Pipeline:
+ADAPTED_MODEL = {"model": "adapted_model", "model_meta": "adapted_model_meta"}
+"""Evaluation and deployment of a model adapted in the same run: the same templates, fed the new version."""
+
+
+def _instantiate(templates: list[Pipeline], modes: tuple[str, ...] = MODES, renamed: dict | None = None) -> Pipeline:
     """Each template once per mode, its datasets and parameters prefixed with the mode."""
     return sum(
         (
             Pipeline(
                 t,
                 namespace=mode,
-                inputs=SHARED_DATASETS & t.inputs(),
+                inputs={
+                    **{name: name for name in SHARED_DATASETS & t.inputs()},
+                    **{old: f"{mode}.{new}" for old, new in (renamed or {}).items() if old in t.inputs()},
+                },
                 parameters=SHARED_PARAMETERS & t.inputs(),
             )
             for mode in modes
@@ -59,6 +67,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation": _instantiate([templates["evaluation"]]) + mode_comparison.create_pipeline(),
         "deployment": _instantiate([templates["deployment"]]),
         "predict": _instantiate([predict.create_pipeline()]),
+        "adapt": _instantiate([adaptation.create_pipeline()])
+        + _instantiate([templates["evaluation"], templates["deployment"]], renamed=ADAPTED_MODEL),
         **{mode: shared + _instantiate(list(templates.values()), (mode,)) for mode in MODES},
         "train_both": train_both,
         "train_from_store": train_both.filter(from_nodes=["feature_extraction.index_recordings_node"]),

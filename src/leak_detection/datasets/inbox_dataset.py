@@ -37,15 +37,24 @@ class InboxDataset(AbstractDataset[None, RecordingCollection]):
         ['site7/monday/a.wav', 'extra.wav']
     """
 
-    def __init__(self, *, path: str | os.PathLike | list[str | os.PathLike], metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike | list[str | os.PathLike],
+        labels: str | os.PathLike | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        """``labels``: an optional CSV (``path,label``) naming the class of some of the recordings; its paths are
+        relative to the first folder given, and each must be one of the recordings found."""
         paths = path if isinstance(path, list | tuple) else [path]
         if not paths:
             raise DatasetError("InboxDataset needs at least one file or folder")
         self._paths = [Path(p) for p in paths]
+        self._labels = Path(labels) if labels else None
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": [str(p) for p in self._paths]}
+        return {"path": [str(p) for p in self._paths], "labels": str(self._labels) if self._labels else None}
 
     def _exists(self) -> bool:
         return all(p.exists() for p in self._paths)
@@ -75,4 +84,39 @@ class InboxDataset(AbstractDataset[None, RecordingCollection]):
                 f"(looked for {', '.join(sorted(extensions))})"
             )
         table = pd.DataFrame({"file_id": list(locations)})
+        stats = [_stat(path) for path in locations.values()]
+        table["size_bytes"] = [size for size, _ in stats]
+        table["mtime_ns"] = [mtime for _, mtime in stats]
+        labels = self._read_labels(locations)
+        table["raw_label"] = [labels.get(file_id, "") for file_id in table["file_id"]]
         return RecordingCollection(root=Path("."), table=table, locations=locations)
+
+    def _read_labels(self, locations: dict[str, Path]) -> dict[str, str]:
+        """``file_id -> raw label`` from the labels CSV; a row naming no recording found is an error."""
+        if self._labels is None:
+            return {}
+        try:
+            listed = pd.read_csv(self._labels, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"labels {self._labels}: cannot be read as CSV ({exc})") from exc
+        if not {"path", "label"} <= set(listed.columns):
+            raise DatasetError(f"labels {self._labels}: needs the columns path and label, has {list(listed.columns)}")
+        folder = self._paths[0] if self._paths[0].is_dir() else self._paths[0].parent
+        by_path = {path.resolve(): file_id for file_id, path in locations.items()}
+        labels = {}
+        for line, row in enumerate(listed.itertuples(index=False), start=2):
+            file_id = by_path.get((folder / row.path).resolve())
+            if file_id is None:
+                raise DatasetError(
+                    f"labels {self._labels}, line {line}: {row.path} is not one of the recordings in {folder}"
+                )
+            labels[file_id] = row.label.strip()
+        return labels
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return -1, -1
+    return info.st_size, info.st_mtime_ns

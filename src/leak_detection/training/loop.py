@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,11 +116,13 @@ def fit(
     config: TrainerConfig,
     data_fingerprint: str,
     label: str = "",
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` until ``config.stopping.epochs`` or its patience runs out, resuming a compatible checkpoint.
 
-    ``data_fingerprint`` names the data; a checkpoint made for other data, another model or
-    another trajectory is set aside, not continued.
+    ``on_epoch(epoch, history_row)`` is called after each epoch is checkpointed (experiment tracking, trial
+    pruning); what it raises stops the run there, with the epoch kept. ``data_fingerprint`` names the data;
+    a checkpoint made for other data, another model or another trajectory is set aside, not continued.
     """
     runtime = TrainingRuntime.build(config.runtime, config.trajectory.amp)
     step_model = runtime.prepare(model, loss_fn)
@@ -138,6 +141,8 @@ def fit(
         row = stats.history_row(metrics)
         _log_epoch(label, row, stopping.epochs, improved=state.record_epoch(row, stats.train_seconds))
         checkpoints.save(state.to_checkpoint(fingerprint))
+        if on_epoch is not None:
+            on_epoch(state.epoch, row)
         if state.out_of_patience(stopping.patience):
             logger.info(
                 "%sno improvement for %d epochs: stopping early after epoch %d (best epoch %d)",

@@ -149,6 +149,19 @@ def _use_and_limits(meta: ModelMeta, n_test_leaks: int) -> list[str]:
     ]
 
 
+def _origin(meta: ModelMeta) -> list[str]:
+    """How the model came to be: trained, or adapted to a new site from another version."""
+    adaptation = meta.extra.get("adaptation")
+    if not adaptation:
+        return ["- Origin: trained on the data below"]
+    return [
+        f"- Origin: adapted to a new site from model `{adaptation.get('base_model_version')}` with pseudo-labels "
+        f"of {adaptation.get('site_files')} unlabelled recordings ({adaptation.get('site_labelled_files')} labelled; "
+        f"site fingerprint `{adaptation.get('site_fingerprint')}`), in {len(adaptation.get('rounds', []))} round(s); "
+        "before and after in `data/08_reporting/<mode>/adaptation/adaptation.md`"
+    ]
+
+
 def _check_same_model(meta: ModelMeta, evaluation_metrics: dict[str, Any]) -> None:
     scored = evaluation_metrics.get("model_state_dict_sha256")
     if scored is not None and scored != meta.state_dict_sha256:
@@ -176,6 +189,7 @@ def model_card(
         f"# Model card: LeakCNNMulti, {mode} mode",
         "",
         f"- Version: `{meta.model_version or 'unknown'}`; weights SHA-256 `{meta.state_dict_sha256}`",
+        *_origin(meta),
         f"- Outputs: {classes}; LEAK is output {meta.leak_output_idx}"
         + ("; plus a leak-vs-rest logit (`leak_aux_logit`)" if mode == "multiclass" else ""),
         f"- Parameters: {meta.param_count:,}; input `[batch, 1, {config.get('n_mels', 'n_mels')}, 1]` log-mel "
