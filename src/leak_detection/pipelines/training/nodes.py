@@ -7,6 +7,7 @@ targets all come from that mode's own definitions, never from another mode's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -152,8 +153,12 @@ def train_model(
     class_summary: dict[str, Any],
     training: dict[str, Any],
     mode: str,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], pd.DataFrame]:
-    """The best model of the run (by validation file-level leak F1), its metadata and the epoch log."""
+    """The best model of the run (by validation file-level leak F1), its metadata and the epoch log.
+
+    ``on_epoch`` (not wired in the pipeline) lets a caller such as the tuner watch each epoch (``fit``).
+    """
     config = TrainerConfig.from_params(training)
     names = _class_names(class_summary, mode)
     check_built_together(mel_features, file_targets, class_summary, mode)
@@ -173,7 +178,9 @@ def train_model(
     fingerprint = dataset_fingerprint(mel_features, file_targets)
     logger.info("%s: LeakCNNMulti(n_classes=%d), %d parameters", mode, len(names), param_count(model))
 
-    result = fit(model, train, validation, loss_fn, names.index(LEAK), config, fingerprint, label=f"{mode}: ")
+    result = fit(
+        model, train, validation, loss_fn, names.index(LEAK), config, fingerprint, label=f"{mode}: ", on_epoch=on_epoch
+    )
     logger.info(
         "%s: best validation file-level leak F1 %.3f at epoch %d (threshold %.2f); %d epochs, %.0f s, %.0f samples/s",
         mode,
