@@ -1,6 +1,6 @@
 """Site-adaptation benchmark: does adapting to an unseen site from its unlabelled recordings help there?
 
-    python -m bench.adaptation              # ~8 min on 2 cores: bench/results/adaptation.json
+    python -m bench.adaptation              # ~6 min on 2 cores (3 split seeds): bench/results/adaptation.json
     python -m bench.adaptation --quick      # a smoke run on a tiny demo (~1 min)
 
 The binary model is trained on the demo's other sites (the usual split by sensor, so it has an in-site
@@ -91,14 +91,52 @@ def _compare(base, adapted, site, store, bootstrap) -> dict:
     return before_and_after(before, after, list(store.groups), bootstrap)
 
 
-def run(scale: Scale, recordings_dir: Path | None) -> dict:
-    from leak_detection.adaptation.settings import AdaptationSettings
-    from leak_detection.demo.recordings import generate_demo_recordings
+SEEDS = (42, 43, 44)
+"""Split seeds: each trains its own base model, so a change is seen on three models, not one."""
+PARTS = ("new_site_never_heard", "new_site_adapted_on", "original_test")
+
+
+def _project_settings() -> dict[str, Any]:
+    """The adaptation block users run with (conf/base/parameters_adaptation.yml)."""
+    import yaml
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_adaptation.yml"
+    return yaml.safe_load(conf.read_text())["binary"]["adaptation"]
+
+
+def _one_split(store, new: np.ndarray, scale: Scale, seed: int, workdir: Path) -> dict:
     from leak_detection.metrics.uncertainty import BootstrapSettings
     from leak_detection.pipelines.adaptation.nodes import adapt_model
     from leak_detection.pipelines.data_indexing.nodes import file_targets, summarise_classes
     from leak_detection.pipelines.feature_extraction.nodes import index_recordings
     from leak_detection.pipelines.training.nodes import train_model
+
+    known = _subset(store, ~new)
+    splits = {"ratios": {"train": 0.7, "validation": 0.2, "test": 0.1}, "seed": seed}
+    targets = file_targets(index_recordings(known, splits), "binary")
+    training = {"epochs": scale.epochs, "patience": scale.patience, "fresh_start": True}
+    training["checkpoint_dir"] = str(workdir / f"seed{seed}" / "checkpoints")
+    started = time.perf_counter()
+    base = train_model(known, targets, summarise_classes(targets, "binary"), training, "binary")[:2]
+    trained_s = time.perf_counter() - started
+    new_groups = sorted(set(np.asarray(store.groups)[new]))
+    first = np.isin(store.groups, new_groups[0::2]) & new
+    heard, unheard = _subset(store, first), _subset(store, new & ~first)
+    started = time.perf_counter()
+    adapted = adapt_model(*base, _site(heard, "heard"), known, targets, _project_settings(), training)[:2]
+    adapted_s = time.perf_counter() - started
+    test = _subset(known, np.isin(known.file_ids, targets.loc[targets["split"] == "test", "file_id"]))
+    sets = {"new_site_never_heard": unheard, "new_site_adapted_on": heard, "original_test": test}
+    return {
+        "new_site_groups": {"adapted_on": new_groups[0::2], "held_out_of_adaptation": new_groups[1::2]},
+        "pseudo_labels": adapted[1]["adaptation"]["rounds"],
+        **{key: _compare(base, adapted, _site(s, key), s, BootstrapSettings()) for key, s in sets.items()},
+        "seconds": {"training": trained_s, "adaptation": adapted_s},
+    }
+
+
+def run(scale: Scale, recordings_dir: Path | None, seeds: tuple[int, ...] = SEEDS) -> dict:
+    from leak_detection.demo.recordings import generate_demo_recordings
 
     with tempfile.TemporaryDirectory(prefix="leak-adaptation-") as tmp:
         workdir = Path(tmp)
@@ -112,59 +150,42 @@ def run(scale: Scale, recordings_dir: Path | None) -> dict:
             )
         store = _store(recordings_dir, "file_median", {})
         new = np.array([any(fnmatch.fnmatch(g, p) for p in scale.holdout_sites) for g in store.groups])
-        known = _subset(store, ~new)
-        targets = file_targets(
-            index_recordings(known, {"ratios": {"train": 0.7, "validation": 0.2, "test": 0.1}, "seed": 42}), "binary"
-        )
-        training = {
-            "epochs": scale.epochs,
-            "patience": scale.patience,
-            "fresh_start": True,
-            "checkpoint_dir": str(workdir / "checkpoints"),
+        by_seed = {}
+        for seed in seeds:
+            print(f"[adaptation] split seed {seed} ...", file=sys.stderr, flush=True)
+            by_seed[seed] = _one_split(store, new, scale, seed, workdir)
+    mean_change = {
+        part: {
+            m: float(np.mean([r[part]["metrics"][m]["change"] for r in by_seed.values()])) for m in ("f1", "roc_auc")
         }
-        started = time.perf_counter()
-        base = train_model(known, targets, summarise_classes(targets, "binary"), training, "binary")[:2]
-        trained_s = time.perf_counter() - started
-        new_groups = sorted(set(np.asarray(store.groups)[new]))
-        first = np.isin(store.groups, new_groups[0::2]) & new
-        heard, unheard = _subset(store, first), _subset(store, new & ~first)
-        params = AdaptationSettings().to_dict()
-        params["fine_tuning"] = {"epochs": 4, "patience": 2, "learning_rate": 2.0e-4, "warmup_epochs": 0.0}
-        started = time.perf_counter()
-        adapted = adapt_model(*base, _site(heard, "heard"), known, targets, params, training)[:2]
-        adapted_s = time.perf_counter() - started
-        bootstrap = BootstrapSettings()
-        test = _subset(known, np.isin(known.file_ids, targets.loc[targets["split"] == "test", "file_id"]))
-        results = {
-            "scale": scale.__dict__,
-            "new_site_groups": {"adapted_on": new_groups[0::2], "held_out_of_adaptation": new_groups[1::2]},
-            "pseudo_labels": adapted[1]["adaptation"]["rounds"],
-            "new_site_never_heard": _compare(base, adapted, _site(unheard, "unheard"), unheard, bootstrap),
-            "new_site_adapted_on": _compare(base, adapted, _site(heard, "heard"), heard, bootstrap),
-            "original_test": _compare(base, adapted, _site(test, "test"), test, bootstrap),
-            "seconds": {"training": trained_s, "adaptation": adapted_s},
-        }
-    return results
+        for part in PARTS
+    }
+    return {"scale": scale.__dict__, "settings": _project_settings(), "by_seed": by_seed, "mean_change": mean_change}
+
+
+NAMES = {
+    "new_site_never_heard": "new site, sensors adaptation never heard",
+    "new_site_adapted_on": "new site, recordings adapted on (unlabelled)",
+    "original_test": "original in-site test",
+}
+
+
+def _cell(value: float, interval: list[float] | None) -> str:
+    return f"{value:+.3f}" if interval is None else f"{value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def table(results: dict) -> str:
-    lines = ["| files | n (leaks) | F1 before | F1 after | change |", "|---|---|---|---|---|"]
-    names = {
-        "new_site_never_heard": "new site, sensors adaptation never heard",
-        "new_site_adapted_on": "new site, recordings adapted on (unlabelled)",
-        "original_test": "original in-site test",
-    }
-    for key, name in names.items():
-        r = results[key]
-        f1 = r["metrics"]["f1"]
-
-        def cell(value, interval):
-            return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
-
-        lines.append(
-            f"| {name} | {r['files']} ({r['leak_files']}) | {cell(f1['before'], f1['before_interval'])} "
-            f"| {cell(f1['after'], f1['after_interval'])} | {cell(f1['change'], f1['change_interval'])} |"
-        )
+    lines = ["| split seed | files | n (leaks) | F1 before | F1 after | change |", "|---|---|---|---|---|---|"]
+    for seed, row in results["by_seed"].items():
+        for key, name in NAMES.items():
+            r, f1 = row[key], row[key]["metrics"]["f1"]
+            lines.append(
+                f"| {seed} | {name} | {r['files']} ({r['leak_files']}) | {_cell(f1['before'], f1['before_interval'])} "
+                f"| {_cell(f1['after'], f1['after_interval'])} | {_cell(f1['change'], f1['change_interval'])} |"
+            )
+    for key, name in NAMES.items():
+        change = results["mean_change"][key]
+        lines.append(f"| mean | {name} | | | | F1 {change['f1']:+.3f}, AUC {change['roc_auc']:+.3f} |")
     return "\n".join(lines)
 
 
@@ -173,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny demo and 2 epochs: a smoke run")
     parser.add_argument("--recordings", type=Path, help="an existing demo-like recordings folder")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="split seeds (one base model each)")
     args = parser.parse_args(argv)
-    results = run(QUICK if args.quick else FULL, args.recordings)
+    results = run(QUICK if args.quick else FULL, args.recordings, tuple(args.seeds))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(table(results))
