@@ -20,11 +20,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from leak_detection.audio.front_end import AnalysedRecording, FrontEndConfig, analyse_recording
 from leak_detection.audio.recordings import RecordingCollection
 from leak_detection.runs.process_settings import torch_threads
+from leak_detection.runs.progress import progress
 
 # Below this many files a pool costs more to start than it saves.
 MIN_FILES_PER_WORKER = 4
@@ -79,7 +79,7 @@ def analyse_files(
     n_workers = resolve_workers(workers, len(file_ids))
     if n_workers == 1:
         with torch_threads(FRONT_END_THREADS):
-            for file_id in tqdm(file_ids, desc=desc, unit="file"):
+            for file_id in progress(file_ids, desc=desc, unit="file"):
                 yield analyse_file(recordings, file_id, config)
         return
     pool = ProcessPoolExecutor(
@@ -91,7 +91,7 @@ def analyse_files(
     try:
         chunk = max(1, len(file_ids) // (n_workers * 32))
         results = pool.map(_analyse_in_worker, file_ids, chunksize=chunk)
-        yield from tqdm(results, total=len(file_ids), desc=f"{desc} ({n_workers} processes)", unit="file")
+        yield from progress(results, total=len(file_ids), desc=f"{desc} ({n_workers} processes)", unit="file")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -65,9 +65,9 @@ import pandas as pd
 import soundfile as sf
 from scipy import fft as sp_fft
 from scipy import signal
-from tqdm.auto import tqdm
 
 from leak_detection.labels import CLASS_NAMES
+from leak_detection.runs.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _write_demo_folder(
     width = max(4, len(str(len(plan) - 1)))
     rows = [
         _write_recording(staging, planned, seed, width, min_duration_s, max_duration_s)
-        for planned in tqdm(plan, desc="demo recordings", unit="rec", disable=None)
+        for planned in progress(plan, desc="demo recordings", unit="rec")
     ]
     manifest = pd.DataFrame(rows)
     manifest[MANIFEST_COLUMNS].to_csv(staging / MANIFEST_NAME, index=False, lineterminator="\n")

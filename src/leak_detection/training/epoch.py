@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from leak_detection.features.segment_batches import SegmentSource
+from leak_detection.runs.progress import progress
 from leak_detection.training.config import TrainerConfig, TrajectoryConfig
 from leak_detection.training.runtime import TrainingRuntime
 from leak_detection.training.state import TrainingState
@@ -84,7 +84,7 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=runtime.device, dtype=torch.float64)
     correct = torch.zeros((), device=runtime.device, dtype=torch.int64)
     seen = 0
-    bar = tqdm(
+    bar = progress(
         total=train.n_samples,
         desc=f"{label}epoch {epoch}/{config.stopping.epochs}",
         unit="seg",
