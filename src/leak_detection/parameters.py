@@ -26,6 +26,7 @@ from leak_detection.metrics.model_split import ON_MISMATCH
 from leak_detection.metrics.uncertainty import BootstrapSettings
 from leak_detection.runs.predictions_output import FORCE_PARAM
 from leak_detection.training.config import TrainerConfig
+from leak_detection.tuning.settings import TuningSettings
 
 
 class ParameterError(ValueError):
@@ -109,6 +110,13 @@ def _adaptation_config(branch: dict[str, Any]) -> Any:
     """The adaptation block, and the training settings it makes for fine-tuning."""
     settings = AdaptationSettings.from_params(branch["adaptation"])
     return settings.trainer_config(branch.get("training") or {"checkpoint_dir": "."}, 0)
+
+
+def _tuning_settings(branch: dict[str, Any], mode: str) -> TuningSettings:
+    """The tuning block, checked against the mode's training block its trials start from."""
+    settings = TuningSettings.from_params(branch["tuning"])
+    settings.check_with(branch.get("training") or {}, mode)
+    return settings
 
 
 def _check_config(name: str, build: Callable[[], Any]) -> list[str]:
@@ -240,6 +248,8 @@ def parameter_problems(params: dict[str, Any], read: set[str] | None = None) -> 
             problems += _check_config(f"{mode}.training", lambda b=branch: TrainerConfig.from_params(b["training"]))
         if "adaptation" in branch:
             problems += _check_config(f"{mode}.adaptation", lambda b=branch: _adaptation_config(b))
+        if "tuning" in branch:
+            problems += _check_config(f"{mode}.tuning", lambda b=branch, m=mode: _tuning_settings(b, m))
         for block, rules in BLOCK_RULES.items():
             if block in branch:
                 problems += _check_block(f"{mode}.{block}", branch[block], rules)

@@ -18,6 +18,7 @@ from leak_detection.pipelines import (
     mode_comparison,
     predict,
     training,
+    tuning,
 )
 
 MODES = ("binary", "multiclass")
@@ -67,6 +68,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation": _instantiate([templates["evaluation"]]) + mode_comparison.create_pipeline(),
         "deployment": _instantiate([templates["deployment"]]),
         "predict": _instantiate([predict.create_pipeline()]),
+        "tune": _instantiate([tuning.create_pipeline()]),
         "adapt": _instantiate([adaptation.create_pipeline()])
         + _instantiate([templates["evaluation"], templates["deployment"]], renamed=ADAPTED_MODEL),
         **{mode: shared + _instantiate(list(templates.values()), (mode,)) for mode in MODES},

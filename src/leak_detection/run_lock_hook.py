@@ -15,11 +15,27 @@ from leak_detection.runs.run_lock import RunLock, acquire_run_lock, lock_path
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_SUFFIX = "inbox_predictions"
+TUNING_OUTPUTS = frozenset(
+    ("tuning_study", "tuning_report", "tuning_report_md", "tuning_plots", "tuning_trials", "tuned_parameters")
+)
+"""The ``tune`` pipeline's outputs (per mode): no other pipeline writes them."""
 
 
 def writes_only_predictions(pipeline) -> bool:
     """True for the ``predict`` pipeline: it may run beside training, which it only reads from."""
     return all(name.endswith(PREDICTIONS_SUFFIX) for name in pipeline.all_outputs())
+
+
+def writes_only_tuning(pipeline) -> bool:
+    """True for the ``tune`` pipeline: several of its runs share one study, so the run lock would stop them.
+
+    Its study file takes its own lock for each write, each trial checkpoints in its own folder, and
+    its reports and parameters file are each replaced whole (the last run to finish writes them). It
+    reads the feature store: a run that rebuilds the store meanwhile makes its next trial stop with
+    the store's "replaced since it was loaded" error, and the study resumes on the next run.
+    """
+    outputs = pipeline.all_outputs()
+    return bool(outputs) and all(name.rsplit(".", 1)[-1] in TUNING_OUTPUTS for name in outputs)
 
 
 class RunLockHook:
@@ -36,7 +52,7 @@ class RunLockHook:
     @hook_impl(wrapper=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> Generator[None, Any, Any]:
         self._release()  # left by a run of this process that was interrupted
-        if not writes_only_predictions(pipeline):
+        if not (writes_only_predictions(pipeline) or writes_only_tuning(pipeline)):
             self._lock = acquire_run_lock(lock_path(run_params["project_path"]))
         try:
             return (yield)

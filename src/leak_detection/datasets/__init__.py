@@ -7,6 +7,7 @@ from .atomic_text_dataset import AtomicTextDataset
 from .inbox_dataset import InboxDataset
 from .mel_feature_store_dataset import MelFeatureStoreDataset
 from .onnx_model_dataset import OnnxModelDataset
+from .optuna_storage_dataset import OptunaStorageDataset
 from .recordings_dataset import RecordingsDataset
 from .torch_model_dataset import TorchModelDataset
 
@@ -18,6 +19,7 @@ __all__ = [
     "InboxDataset",
     "MelFeatureStoreDataset",
     "OnnxModelDataset",
+    "OptunaStorageDataset",
     "RecordingsDataset",
     "TorchModelDataset",
 ]
