@@ -72,7 +72,7 @@ class FeatureStoreGuardHook:
 
 
 class ModelVersionHook:
-    """Write the run's save version into ``model_meta.json``.
+    """Write the run's save version (and the Kedro environment it trained in) into ``model_meta.json``.
 
     The meta is saved at the same version as the weights, but a node cannot know
     that version; stamping it here lets predictions and model cards name the model
@@ -81,6 +81,12 @@ class ModelVersionHook:
 
     def __init__(self) -> None:
         self._save_version: str | None = None
+        self._env: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        # The environment says where the settings came from: `--env tuned` trains with a study's best ones.
+        self._env = context.env
 
     @hook_impl
     def after_catalog_created(self, save_version: str) -> None:
@@ -90,6 +96,8 @@ class ModelVersionHook:
     def before_dataset_saved(self, dataset_name: str, data: Any) -> None:
         if dataset_name.endswith("model_meta") and isinstance(data, dict):
             data["model_version"] = self._save_version
+            if self._env and "adaptation" not in data:
+                data["kedro_env"] = self._env
 
 
 class ParameterCheckHook:

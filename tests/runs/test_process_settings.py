@@ -31,7 +31,7 @@ def test_process_wide_settings_change_only_where_the_settings_module_lists_them(
         "runs/cpu_allocator.py": {"mallopt"},
         "runs/process_settings.py": {"keep_freed_memory", "set_num_threads"},
         "hooks.py": {ENTRY_POINT},
-        "console.py": {ENTRY_POINT},
+        "console/__init__.py": {ENTRY_POINT},
         # The front end's workers (initializer) and the serial path, restored after it.
         "audio/analysis_pool.py": {"set_num_threads", "torch_threads"},
     }

@@ -1,26 +1,23 @@
-"""``leak-detect``: classify recordings from a shell, with the project's trained models.
+"""``leak-detect predict``: classify recordings with the project's own ``predict`` pipeline.
 
-It runs the project's own ``predict`` pipeline (the same nodes as
-``kedro run --pipelines predict``), so there is one implementation of inference.
-(Not named ``cli.py``: Kedro would load that as project commands for ``kedro``.)
+It runs the same nodes as ``kedro run --pipelines predict``, so there is one implementation of inference.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from pathlib import Path
 
 import click
 import pandas as pd
+from kedro.io.core import DatasetError
 
-import leak_detection
+from leak_detection.console.errors import explain_load_failure
+from leak_detection.console.project import PROJECT_ENV, find_project
 from leak_detection.features.familiarity import unfamiliar_advice
 from leak_detection.runs.predictions_output import FORCE_PARAM, PredictionsOutputError, check_predictions_output
-from leak_detection.runs.process_settings import apply_process_settings
 
-PROJECT_ENV = "LEAK_DETECTION_PROJECT"
 TABLE_COLUMNS = [
     "file",
     "decision",
@@ -30,34 +27,6 @@ TABLE_COLUMNS = [
     "unfamiliar",
     "error",
 ]
-
-
-def _is_project(path: Path) -> bool:
-    pyproject = path / "pyproject.toml"
-    if not pyproject.is_file():
-        return False
-    try:
-        kedro = tomllib.loads(pyproject.read_text()).get("tool", {}).get("kedro", {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-    return kedro.get("package_name") == "leak_detection"
-
-
-def find_project(explicit: str | None) -> Path:
-    """The project folder: ``--project``, else the current folder or one above it, else
-    the folder this package was installed from (an editable install)."""
-    if explicit:
-        path = Path(explicit).resolve()
-        if not _is_project(path):
-            raise click.BadParameter(f"{path} is not the leak-detection project (no matching pyproject.toml)")
-        return path
-    cwd = Path.cwd().resolve()
-    for candidate in (cwd, *cwd.parents, Path(leak_detection.__file__).resolve().parents[2]):
-        if _is_project(candidate):
-            return candidate
-    raise click.UsageError(
-        f"cannot find the leak-detection project; run from inside it, pass --project PATH or set {PROJECT_ENV}"
-    )
 
 
 def _checked_output(output: Path | None, project_path: Path, mode: str, force: bool, paths: tuple[Path, ...]) -> Path:
@@ -71,13 +40,33 @@ def _checked_output(output: Path | None, project_path: Path, mode: str, force: b
         raise click.BadParameter(str(exc), param_hint="--output") from exc
 
 
-@click.group()
-def main() -> None:
-    """Acoustic leak detection with the models trained by this project."""
-    apply_process_settings()
+NUMBER_COLUMNS = ("mean_leak_score", "fraction_over_threshold", "test_f1", "test_roc_auc", "threshold")
 
 
-@main.command()
+def as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as fixed text: numbers to three decimals, blanks for missing ones, messages on one line."""
+    shown = table.copy()
+    for column in shown.columns:
+        if column in NUMBER_COLUMNS:
+            values = pd.to_numeric(shown[column], errors="coerce")
+            shown[column] = [f"{v:.3f}" if pd.notna(v) else "" for v in values]
+        else:
+            shown[column] = [" ".join(str(v).split()) for v in shown[column]]
+    return shown
+
+
+def print_table(table: pd.DataFrame, output_format: str, columns: list[str] | None = None) -> None:
+    """``table`` on stdout: aligned text (``columns`` of it), CSV or JSON records."""
+    if output_format == "csv":
+        click.echo(table.to_csv(index=False), nl=False)
+    elif output_format == "json":
+        click.echo(table.to_json(orient="records", indent=2))
+    else:
+        shown = table[[c for c in columns if c in table.columns]] if columns else table
+        click.echo(as_text(shown).to_string(index=False))
+
+
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--mode",
@@ -107,6 +96,21 @@ def main() -> None:
     "recordings being classified are never overwritten.",
 )
 @click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Decide at this threshold instead of the model's own (chosen on validation): lower finds more leaks "
+    "and raises more false alarms.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="How the results are printed on stdout (the CSV file is written either way).",
+)
+@click.option(
     "--project",
     envvar=PROJECT_ENV,
     default=None,
@@ -119,6 +123,8 @@ def predict(
     model_version: str | None,
     output: Path | None,
     force: bool,
+    threshold: float | None,
+    output_format: str,
     project: str | None,
 ) -> None:
     """Classify the recordings in PATHS (audio files, or folders searched recursively).
@@ -126,35 +132,49 @@ def predict(
     Every file gets a row: its decision (LEAK or NOLEAK, by the paper's rule at the
     model's validation threshold), and an error instead when it cannot be read.
     """
-    from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     project_path = find_project(project)
     bootstrap_project(project_path)
-    logging.getLogger("kedro").setLevel(logging.WARNING)
     output_path = _checked_output(output, project_path, mode, force, paths)
     runtime_params = {
         "inbox_dir": [str(p.resolve()) for p in paths],
         "predictions_output": str(output_path),
         FORCE_PARAM: force,
     }
-    load_versions = {f"{mode}.model": model_version, f"{mode}.model_meta": model_version} if model_version else None
-    with KedroSession.create(project_path=project_path, runtime_params=runtime_params) as session:
-        session.run(pipeline_names=["predict"], namespaces=[mode], load_versions=load_versions)
+    if threshold is not None:
+        runtime_params[mode] = {"predict": {"threshold": threshold}}
+    _run_predict(project_path, mode, model_version, runtime_params)
     table = pd.read_csv(output_path, keep_default_na=False)
-    shown = table[[c for c in TABLE_COLUMNS if c in table.columns]]
     version = table["model_version"].iloc[0] if len(table) else ""
-    click.echo(f"{mode} model {version}, threshold {table['threshold'].iloc[0]:.2f}")
-    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"{mode} model {version}, threshold {table['threshold'].iloc[0]:.2f}", err=True)
+    print_table(table, output_format, TABLE_COLUMNS)
     click.echo(
         f"{(table['decision'] == 'LEAK').sum()} LEAK, {(table['decision'] == 'NOLEAK').sum()} NOLEAK, "
-        f"{(table['error'] != '').sum()} not readable; written to {output_path}"
+        f"{(table['error'] != '').sum()} not readable; written to {output_path}",
+        err=True,
     )
     n_unfamiliar = int((table.get("unfamiliar", pd.Series(dtype=str)).astype(str) == "True").sum())
     if n_unfamiliar:
-        click.echo(unfamiliar_advice(n_unfamiliar, int((table["error"] == "").sum())))
+        click.echo(unfamiliar_advice(n_unfamiliar, int((table["error"] == "").sum())), err=True)
 
 
-if __name__ == "__main__":
-    main()
+def _run_predict(project_path: Path, mode: str, model_version: str | None, runtime_params: dict) -> None:
+    from kedro.framework.session import KedroSession
+
+    load_versions = {f"{mode}.model": model_version, f"{mode}.model_meta": model_version} if model_version else None
+    context = click.get_current_context(silent=True)
+    verbose = ((context and context.find_root().obj) or {}).get("verbose")
+    # Progress and warnings stay on stderr; the INFO lines of Kedro and its plugins would bury the table.
+    logging.disable(logging.NOTSET if verbose else logging.INFO)
+    try:
+        with KedroSession.create(project_path=project_path, runtime_params=runtime_params) as session:
+            session.run(pipeline_names=["predict"], namespaces=[mode], load_versions=load_versions)
+    except DatasetError as exc:
+        mistake = explain_load_failure(exc, mode, model_version)
+        if mistake is None:
+            raise
+        raise mistake from exc
+    finally:
+        logging.disable(logging.NOTSET)

@@ -1,0 +1,40 @@
+"""Which project ``leak-detect`` works in: ``--project``, the current folder or one above, or the install's."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import click
+
+import leak_detection
+
+PROJECT_ENV = "LEAK_DETECTION_PROJECT"
+
+
+def _is_project(path: Path) -> bool:
+    pyproject = path / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    try:
+        kedro = tomllib.loads(pyproject.read_text()).get("tool", {}).get("kedro", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return kedro.get("package_name") == "leak_detection"
+
+
+def find_project(explicit: str | None) -> Path:
+    """The project folder: ``--project``, else the current folder or one above it, else
+    the folder this package was installed from (an editable install)."""
+    if explicit:
+        path = Path(explicit).resolve()
+        if not _is_project(path):
+            raise click.BadParameter(f"{path} is not the leak-detection project (no matching pyproject.toml)")
+        return path
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents, Path(leak_detection.__file__).resolve().parents[2]):
+        if _is_project(candidate):
+            return candidate
+    raise click.UsageError(
+        f"cannot find the leak-detection project; run from inside it, pass --project PATH or set {PROJECT_ENV}"
+    )
