@@ -348,3 +348,14 @@ def test_adapt_saves_a_version_naming_its_base_evaluates_it_and_keeps_the_origin
     assert metrics["model_version"] == adapted
     card = (models / "model_card.md" / adapted / "model_card.md").read_text()
     assert f"adapted to a new site from model `{base}`" in card
+
+
+def test_explain_draws_why_a_demo_recording_was_called_what_it_was(trained_project, tiny_recordings, tmp_path):
+    evaluated = pd.read_csv(trained_project / "data/08_reporting/multiclass/file_predictions.csv")
+    row = evaluated[evaluated["split"] == "test"].iloc[0]
+    output = tmp_path / "why.png"
+    args = ["explain", str(tiny_recordings / row["file_id"]), "--mode", "multiclass", "--output", str(output)]
+    result = CliRunner().invoke(console.main, [*args, "--project", str(trained_project)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\t")[1:] == [row["decision"], f"{row['predicted_class']}\n"]
+    assert output.read_bytes().startswith(b"\x89PNG") and output.stat().st_size > 20_000

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from leak_detection.console.errors import UserMistakeGroup
+from leak_detection.console.explain import explain
 from leak_detection.console.models import models
 from leak_detection.console.predict import predict
 from leak_detection.runs.process_settings import apply_process_settings
@@ -27,5 +28,6 @@ def main(context: click.Context, verbose: bool) -> None:
 
 main.add_command(predict)
 main.add_command(models)
+main.add_command(explain)
 
 __all__ = ["main"]
