@@ -359,3 +359,15 @@ def test_explain_draws_why_a_demo_recording_was_called_what_it_was(trained_proje
     assert result.exit_code == 0, result.output
     assert result.stdout.split("\t")[1:] == [row["decision"], f"{row['predicted_class']}\n"]
     assert output.read_bytes().startswith(b"\x89PNG") and output.stat().st_size > 20_000
+
+
+def test_the_exploration_notebook_runs_headless_on_the_demo_outputs(trained_project, tiny_recordings, monkeypatch):
+    nbclient, nbformat = pytest.importorskip("nbclient"), pytest.importorskip("nbformat")
+    monkeypatch.setenv("LEAK_DETECTION_PROJECT", str(trained_project))
+    monkeypatch.setenv("LEAK_DETECTION_RECORDINGS", str(tiny_recordings))
+    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks/exploration.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("| f1 |" in o.get("data", {}).get("text/markdown", "") for o in outputs)
