@@ -304,14 +304,36 @@ def test_both_modes_are_branches_of_one_definition():
     assert "feature_extraction.extract_features_node" not in {n.name for n in pipelines["train_from_store"].nodes}
 
 
-def test_viz_shows_each_mode_as_a_modular_pipeline_holding_its_templates(project):
+def test_viz_shows_layers_tags_the_modes_templates_and_previews_of_the_results(trained_copy):
+    project = trained_copy
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-    subprocess.run(["kedro", "viz", "build"], cwd=project, env=env, check=True, capture_output=True, timeout=300)
-    modular = json.loads((project / "build" / "api" / "main").read_text())["modular_pipelines"]
+    command = ["kedro", "viz", "build", "--include-previews"]
+    subprocess.run(command, cwd=project, env=env, check=True, capture_output=True, timeout=300)
+    api = json.loads((project / "build" / "api" / "main").read_text())
+    modular = api["modular_pipelines"]
     for mode in ("binary", "multiclass"):
         children = {child["id"] for child in modular[mode]["children"] if child["type"] == "modularPipeline"}
         assert children == {f"{mode}.{t}" for t in ("data_indexing", "training", "evaluation", "deployment")}
     assert "feature_extraction" in modular
+    layers = api["layers"]
+    assert layers.index("feature") < layers.index("models") < layers.index("reporting") < layers.index("deployment")
+    assert {"train", "evaluate", "deploy", "predict"} <= {tag["id"] for tag in api["tags"]}
+    previews = {}
+    for node in api["nodes"]:
+        details = project / "build" / "api" / "nodes" / node["id"]
+        if node["type"] == "data" and details.exists():
+            previews[node["name"]] = json.loads(details.read_text())
+    expected = {
+        "binary.evaluation_plots": "ImagePreview",
+        "binary.model_card": "HTMLPreview",
+        "mode_comparison_report": "HTMLPreview",
+        "binary.model": "JSONPreview",
+        "binary.onnx_model": "JSONPreview",
+        "binary.evaluation_metrics": "JSONPreview",
+        "binary.file_predictions": "TablePreview",
+    }
+    for name, kind in expected.items():
+        assert previews[name]["preview_type"] == kind and previews[name]["preview"], name
 
 
 ADAPT_QUICK = {

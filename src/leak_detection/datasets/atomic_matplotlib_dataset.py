@@ -3,8 +3,13 @@ image files are each written atomically on local disk."""
 
 from __future__ import annotations
 
+import base64
 import io
+from pathlib import PurePosixPath
 
+import matplotlib.image
+from kedro.io.core import get_filepath_str
+from kedro_datasets._typing import ImagePreview
 from kedro_datasets.matplotlib import MatplotlibDataset
 from matplotlib.figure import Figure
 
@@ -45,3 +50,19 @@ class AtomicMatplotlibDataset(MatplotlibDataset):
         plot.savefig(bytes_buffer, **self._save_args)
         with open_for_saving(self._fs, self._protocol, full_key_path, self._fs_open_args_save) as fs_file:
             fs_file.write(bytes_buffer.getvalue())
+
+    def preview(self) -> ImagePreview:
+        """The saved image, or a folder's images stacked into one, for kedro-viz."""
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        if not self._fs.isdir(path):
+            return super().preview()
+        names = sorted(p for p in self._fs.ls(path, detail=False) if p.lower().endswith(".png"))
+        figure = Figure(figsize=(8, 5 * max(1, len(names))), layout="constrained")
+        for axis, name in zip(figure.subplots(max(1, len(names)), 1, squeeze=False)[:, 0], names, strict=False):
+            with self._fs.open(name, "rb") as image:
+                axis.imshow(matplotlib.image.imread(image, format="png"))
+            axis.set_title(PurePosixPath(name).name)
+            axis.axis("off")
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=60)
+        return ImagePreview(base64.b64encode(buffer.getvalue()).decode("utf-8"))

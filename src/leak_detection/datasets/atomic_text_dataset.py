@@ -3,10 +3,12 @@ local disk and whose "latest" version is the newest intact one."""
 
 from __future__ import annotations
 
+import html
 import os
 from typing import Any
 
 from kedro.io.core import Version, get_filepath_str
+from kedro_datasets._typing import HTMLPreview
 from kedro_datasets.text import TextDataset
 
 from leak_detection.datasets.intact_versions import IntactVersionsMixin, paired_filepaths
@@ -58,3 +60,7 @@ class AtomicTextDataset(IntactVersionsMixin, TextDataset):
         with open_for_saving(self._fs, self._protocol, save_path, self._fs_open_args_save) as fs_file:
             fs_file.write(data)
         self._invalidate_cache()
+
+    def preview(self) -> HTMLPreview:
+        """The text as written (a Markdown report or model card), for kedro-viz."""
+        return HTMLPreview(f"<pre style='white-space: pre-wrap'>{html.escape(self.load())}</pre>")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import PurePosixPath
 from typing import Any
 
 import onnx
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
+from kedro_datasets._typing import JSONPreview
 
 from leak_detection.runs.atomic_files import atomic_path
 
@@ -54,6 +56,21 @@ class OnnxModelDataset(AbstractVersionedDataset[bytes, bytes]):
         _check(data, path)
         with atomic_path(path) as tmp, open(tmp, "xb") as handle:
             handle.write(data)
+
+    def preview(self) -> JSONPreview:
+        """The graph's inputs and outputs with their shapes, and its opset, for kedro-viz."""
+        model = onnx.load_from_string(self.load())
+
+        def described(values) -> dict[str, list]:
+            return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+
+        summary = {
+            "inputs": described(model.graph.input),
+            "outputs": described(model.graph.output),
+            "opset": [o.version for o in model.opset_import],
+            "nodes": len(model.graph.node),
+        }
+        return JSONPreview(json.dumps(summary))
 
     def _exists(self) -> bool:
         try:

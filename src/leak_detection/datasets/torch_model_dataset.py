@@ -6,6 +6,7 @@ underlying filesystem (e.g.: local, S3, GCS). It uses ``torch.save`` and
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+from kedro_datasets._typing import JSONPreview
 
 from leak_detection.datasets.intact_versions import IntactVersionsMixin, paired_filepaths
 from leak_detection.model.network import non_finite_tensors
@@ -204,6 +206,14 @@ class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict,
                 fs_file.write(buffer.getvalue())
 
         self._invalidate_cache()
+
+    def preview(self) -> JSONPreview:
+        """Each weight's shape and the parameter count, for kedro-viz (a state_dict has no picture)."""
+        state = self.load()
+        shapes = {name: list(tensor.shape) for name, tensor in state.items()}
+        # The input normalisation is a buffer of the model, not a parameter it learns.
+        count = sum(int(tensor.numel()) for name, tensor in state.items() if not name.startswith("input_"))
+        return JSONPreview(json.dumps({"parameters": count, "tensors": shapes}))
 
     def _exists(self) -> bool:
         try:

@@ -44,5 +44,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         namespace="adaptation",
+        tags=["adapt"],
         prefix_datasets_with_namespace=False,
     )

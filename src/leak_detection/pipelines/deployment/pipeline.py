@@ -21,5 +21,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         namespace="deployment",
+        tags=["deploy"],
         prefix_datasets_with_namespace=False,
     )

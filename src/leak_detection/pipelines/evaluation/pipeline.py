@@ -60,5 +60,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         namespace="evaluation",
+        tags=["evaluate"],
         prefix_datasets_with_namespace=False,
     )

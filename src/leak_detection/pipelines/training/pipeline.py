@@ -15,5 +15,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         namespace="training",
+        tags=["train"],
         prefix_datasets_with_namespace=False,
     )
