@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "leak_detection"
-DOMAIN = ("audio", "features", "model", "decisions", "metrics", "training", "demo", "runs")
+DOMAIN = ("audio", "features", "model", "decisions", "metrics", "training", "adaptation", "tuning", "demo", "runs")
 GLUE = ("leak_detection.pipelines", "leak_detection.datasets", "leak_detection.hooks", "leak_detection.console")
 KEDRO_OWN = {"__init__.py", "__main__.py", "settings.py", "pipeline_registry.py"}
 

@@ -30,4 +30,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         namespace="tuning",
         prefix_datasets_with_namespace=False,
+        tags=["tune"],
     )
