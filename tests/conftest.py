@@ -10,6 +10,8 @@ from kedro.framework.startup import bootstrap_project
 from leak_detection.demo.recordings import generate_demo_recordings
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+# Tests' runs are tracked in each project copy's own store, never on a developer's server.
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 PROJECT = Path(__file__).resolve().parents[1]
 
