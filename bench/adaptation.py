@@ -28,7 +28,7 @@ import numpy as np
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from bench.cross_site import Scale, _store  # noqa: E402  (after the tqdm switch)
+from bench.cross_site import Scale, _store, demo_recordings  # noqa: E402  (after the tqdm switch)
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "adaptation.json"
 
@@ -136,18 +136,9 @@ def _one_split(store, new: np.ndarray, scale: Scale, seed: int, workdir: Path) -
 
 
 def run(scale: Scale, recordings_dir: Path | None, seeds: tuple[int, ...] = SEEDS) -> dict:
-    from leak_detection.demo.recordings import generate_demo_recordings
-
     with tempfile.TemporaryDirectory(prefix="leak-adaptation-") as tmp:
         workdir = Path(tmp)
-        if recordings_dir is None:
-            recordings_dir = workdir / "demo"
-            generate_demo_recordings(
-                recordings_dir,
-                n_recordings=scale.n_recordings,
-                n_sites=scale.n_sites,
-                sensors_per_site=scale.sensors_per_site,
-            )
+        recordings_dir = recordings_dir or demo_recordings(scale, workdir)
         store = _store(recordings_dir, "file_median", {})
         new = np.array([any(fnmatch.fnmatch(g, p) for p in scale.holdout_sites) for g in store.groups])
         by_seed = {}

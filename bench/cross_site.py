@@ -131,20 +131,22 @@ def choose_default(rows: dict[str, dict]) -> str:
     )
 
 
-def run(scale: Scale, recordings_dir: Path | None, only: list[str] | None = None) -> dict:
+def demo_recordings(scale: Scale, workdir: Path) -> Path:
+    """The demo recordings at this scale, generated under ``workdir``."""
     from leak_detection.demo.recordings import generate_demo_recordings
 
+    folder = workdir / "demo"
+    generate_demo_recordings(
+        folder, n_recordings=scale.n_recordings, n_sites=scale.n_sites, sensors_per_site=scale.sensors_per_site
+    )
+    return folder
+
+
+def run(scale: Scale, recordings_dir: Path | None, only: list[str] | None = None) -> dict:
     results: dict = {"scale": scale.__dict__, "rule": DEFAULT_RULE, "options": {}}
     with tempfile.TemporaryDirectory(prefix="leak-cross-site-") as tmp:
         workdir = Path(tmp)
-        if recordings_dir is None:
-            recordings_dir = workdir / "demo"
-            generate_demo_recordings(
-                recordings_dir,
-                n_recordings=scale.n_recordings,
-                n_sites=scale.n_sites,
-                sensors_per_site=scale.sensors_per_site,
-            )
+        recordings_dir = recordings_dir or demo_recordings(scale, workdir)
         stores = {}
         for option in OPTIONS:
             if only and option.name not in only:
