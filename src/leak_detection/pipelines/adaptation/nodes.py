@@ -239,20 +239,22 @@ def adaptation_report(  # noqa: PLR0913
         "adaptation": adapted_model_meta.get("adaptation"),
         "original_test": before_and_after(before, after, list(test["group"]), bootstrap),
         "new_site_labelled": None,
-        "new_site_called_leak": {},
     }
-    labelled = site.only(site.labelled)
-    if labelled.file_ids:
-        truth = np.array([c == LEAK for c in labelled.classes])
-        before, after = (
-            _samples(s, m, labelled.segments, labelled.long_offsets, labelled.file_ids, truth, batch) for s, m in models
-        )
+    # Each model scores the whole site once; its labelled files are a selection of those scores.
+    site_leak = np.array([c == LEAK for c in site.classes])
+    on_site = [_samples(s, m, site.segments, site.long_offsets, site.file_ids, site_leak, batch) for s, m in models]
+    if site.labelled.any():
+        before, after = (_selected(sample, site.labelled) for sample in on_site)
         report["new_site_labelled"] = before_and_after(before, after, None, bootstrap)
-    for name, (state, meta_dict) in zip(("before", "after"), models, strict=True):
-        all_files = _samples(state, meta_dict, site.segments, site.long_offsets, site.file_ids, site.labelled, batch)
-        report["new_site_called_leak"][name] = int(all_files.predicted_leak.sum())
+    report["new_site_called_leak"] = {
+        name: int(sample.predicted_leak.sum()) for name, sample in zip(("before", "after"), on_site, strict=True)
+    }
     report["new_site_files"] = len(site.file_ids)
     return report, adaptation_markdown(report)
+
+
+def _selected(sample: FileSample, keep: np.ndarray) -> FileSample:
+    return FileSample(sample.true_leak[keep], sample.predicted_leak[keep], sample.score[keep])
 
 
 def _rows_of(store: MelFeatureStore, file_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
