@@ -19,6 +19,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
 from kedro.io import DatasetError
 
+from leak_detection.audio.remote import is_remote
 from leak_detection.demo.recordings import demo_is_complete, generate_demo_recordings
 from leak_detection.features.store_contract import check_store, require_trainable
 from leak_detection.parameters import parameters_read, validate_parameters
@@ -47,8 +48,9 @@ class DemoRecordingsHook:
             return
         demo = dict(catalog.load("parameters").get("demo_recordings") or {})
         demo_dir = Path(run_params["project_path"]) / demo.pop("path")
-        recordings_dir = Path(catalog["recordings"].path)
-        if recordings_dir.resolve() != demo_dir.resolve() or demo_is_complete(demo_dir):
+        recordings_dir = catalog["recordings"].path
+        remote = is_remote(str(recordings_dir))
+        if remote or Path(recordings_dir).resolve() != demo_dir.resolve() or demo_is_complete(demo_dir):
             return
         logger.info("Generating the built-in demo recordings in %s (first run only)", demo_dir)
         generate_demo_recordings(demo_dir, overwrite=demo_dir.exists(), **demo)
@@ -62,7 +64,8 @@ class FeatureStoreGuardHook:
         named = (run_params.get("runtime_params") or {}).get("feature_store")
         if named is None or "mel_features" not in pipeline.all_outputs():
             return
-        if Path(named).exists():
+        # The catalog's dataset knows the store's protocol and credentials (a store in a bucket too).
+        if catalog.exists("mel_features"):
             raise ValueError(
                 f"feature_store={named} names an existing store, and this pipeline would "
                 "extract features again and replace it. To train from it, run "

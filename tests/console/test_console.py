@@ -1,10 +1,15 @@
 """`leak-detect` as a shell user meets it: results on stdout, one clear line and exit 2 for a mistake."""
 
 import importlib
+import io
 import json
 
+import fsspec
 import pandas as pd
+import pytest
+import torch
 from click.testing import CliRunner
+from kedro.io import DataCatalog
 
 from leak_detection import console
 from leak_detection.console.models import model_table
@@ -47,26 +52,60 @@ def test_a_threshold_outside_zero_and_one_is_refused_before_any_work(project, ma
     assert result.exit_code == 2 and "--threshold" in result.output
 
 
-def write_version(project, mode, version, meta, metrics=None):
-    folder = project / f"data/06_models/{mode}"
-    (folder / "model_meta.json" / version).mkdir(parents=True)
-    (folder / "model_meta.json" / version / "model_meta.json").write_text(json.dumps(meta))
-    (folder / "best.pth" / version).mkdir(parents=True)
-    (folder / "best.pth" / version / "best.pth").write_bytes(b"PK" + b"\0" * 64)
+def write_version(root, mode, version, meta, metrics=None):
+    """A model version as training leaves it, under ``root`` (a folder or a URL)."""
+    fs, base = fsspec.core.url_to_fs(str(root))
+    folder = f"{base}/data/06_models/{mode}"
+    weights = io.BytesIO()
+    torch.save({"w": torch.zeros(1)}, weights)
+    files = {
+        f"{folder}/model_meta.json/{version}/model_meta.json": json.dumps(meta).encode(),
+        f"{folder}/best.pth/{version}/best.pth": weights.getvalue(),
+    }
     if metrics is not None:
-        reports = project / f"data/08_reporting/{mode}/metrics.json/{version}"
-        reports.mkdir(parents=True)
-        (reports / "metrics.json").write_text(json.dumps(metrics))
+        files[f"{base}/data/08_reporting/{mode}/metrics.json/{version}/metrics.json"] = json.dumps(metrics).encode()
+    for path, data in files.items():
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        fs.pipe(path, data)
 
 
-def test_models_lists_versions_newest_first_with_origin_and_test_f1(tmp_path):
+def catalog_at(root):
+    """The catalog's model entries, rooted at ``root``, as conf/local/catalog.yml would move them."""
+    entry = {"versioned": True}
+    return DataCatalog.from_config(
+        {
+            "{mode}.model": {
+                **entry,
+                "type": "leak_detection.datasets.TorchModelDataset",
+                "filepath": f"{root}/data/06_models/{{mode}}/best.pth",
+                "paired_with": ["model_meta.json"],
+            },
+            "{mode}.model_meta": {
+                **entry,
+                "type": "leak_detection.datasets.AtomicJSONDataset",
+                "filepath": f"{root}/data/06_models/{{mode}}/model_meta.json",
+                "paired_with": ["best.pth"],
+            },
+            "{mode}.evaluation_metrics": {
+                **entry,
+                "type": "leak_detection.datasets.AtomicJSONDataset",
+                "filepath": f"{root}/data/08_reporting/{{mode}}/metrics.json",
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("where", ["local", "bucket"])
+def test_models_lists_versions_newest_first_with_origin_and_test_f1(tmp_path, where):
+    root = tmp_path.as_posix() if where == "local" else f"memory:///models-{tmp_path.name}"
     later = "2026-02-01T00.00.00.000Z"
     metrics = {"test": {"f1": 0.8, "roc_auc": 0.9, "intervals": {"f1": [0.7, 0.9]}}}
-    write_version(tmp_path, "binary", VERSION, {"threshold": 0.5}, metrics)
-    write_version(tmp_path, "binary", later, {"threshold": 0.4, "adaptation": {"base_model_version": VERSION}})
-    table = model_table(tmp_path, ("binary",))
+    write_version(root, "binary", VERSION, {"threshold": 0.5}, metrics)
+    write_version(root, "binary", later, {"threshold": 0.4, "adaptation": {"base_model_version": VERSION}})
+    table = model_table(catalog_at(root), ("binary",))
     assert list(table["version"]) == [later, VERSION]
     assert list(table["origin"]) == [f"adapted from {VERSION}", "trained"]
+    assert list(table["default"]) == ["yes", ""]
     assert table.loc[1, "test_f1"] == 0.8 and table.loc[1, "test_f1_interval"] == "[0.70, 0.90]"
     assert pd.isna(table.loc[0, "test_f1"])
 

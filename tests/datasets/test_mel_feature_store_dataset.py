@@ -384,8 +384,14 @@ def test_other_bad_save_args(tmp_path, save_args, match):
         MelFeatureStoreDataset(filepath=tmp_path / "f.h5", save_args=save_args)
 
 
-def test_remote_protocol_is_refused():
-    with pytest.raises(DatasetError, match="local filesystem"):
+def test_a_protocol_whose_package_is_missing_names_the_url_and_the_package(monkeypatch):
+    import fsspec
+
+    def missing(protocol, **kwargs):
+        raise ImportError("Install s3fs to access S3")
+
+    monkeypatch.setattr(fsspec, "filesystem", missing)
+    with pytest.raises(DatasetError, match=r"s3://bucket/mel_features\.h5: Install s3fs"):
         MelFeatureStoreDataset(filepath="s3://bucket/mel_features.h5")
 
 

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 from kedro.io.core import Version
 
+from leak_detection.console.catalog import default_version, load_version, project_catalog
 from leak_detection.console.errors import UserMistake
-from leak_detection.console.models import default_version
-from leak_detection.console.project import PROJECT_ENV, find_project
-from leak_detection.datasets import TorchModelDataset
+from leak_detection.console.project import PROJECT_ENV, RecordingLocation, find_project
 
 
 def load_model(project: Path, mode: str, version: str | None) -> tuple[dict, dict, str]:
     """``(state_dict, meta, version)`` of a saved model: ``version``, else the one predict uses by default."""
-    version = version or default_version(project, mode)
+    catalog = project_catalog(project)
+    version = version or default_version(catalog, mode)
     if version is None:
         raise UserMistake(f"no {mode} model has been trained in {project} yet: run `kedro run --pipelines train_both`")
-    meta_path = project / f"data/06_models/{mode}/model_meta.json/{version}/model_meta.json"
-    if not meta_path.is_file():
+    meta = load_version(catalog, f"{mode}.model_meta", version)
+    if meta is None:
         raise UserMistake(f"no {mode} model version {version}: `leak-detect models --mode {mode}` lists them")
-    weights = TorchModelDataset(
-        filepath=str(project / f"data/06_models/{mode}/best.pth"), version=Version(version, None)
-    )
-    return weights.load(), json.loads(meta_path.read_text()), version
+    return catalog.get(f"{mode}.model", version=Version(version, None)).load(), meta, version
 
 
 @click.command()
-@click.argument("recording", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("recording", type=RecordingLocation(dir_okay=False))
 @click.option("--mode", type=click.Choice(["binary", "multiclass"]), default="binary", show_default=True)
 @click.option("--model-version", metavar="TS", default=None, help="Default: the version predict uses.")
 @click.option(
@@ -39,7 +35,9 @@ def load_model(project: Path, mode: str, version: str | None) -> tuple[dict, dic
     help="The PNG to write. Default: data/08_reporting/<mode>/explain/<recording name>.png in the project.",
 )
 @click.option("--project", envvar=PROJECT_ENV, default=None, help=f"The project folder (or set {PROJECT_ENV}).")
-def explain(recording: Path, mode: str, model_version: str | None, output: Path | None, project: str | None) -> None:
+def explain(
+    recording: Path | str, mode: str, model_version: str | None, output: Path | None, project: str | None
+) -> None:
     """Draw RECORDING's waveform, log-mel spectrogram, the long-segment scores against the threshold with the
     vote, the class probabilities over time and its unfamiliarity, as the model saw them."""
     from leak_detection.decisions.explain import explain_recording, explanation_figure
@@ -50,8 +48,9 @@ def explain(recording: Path, mode: str, model_version: str | None, output: Path 
         explained = explain_recording(recording, state, meta)
     except ValueError as exc:
         raise UserMistake(f"{recording}: {exc}") from exc
-    output = output or project_path / f"data/08_reporting/{mode}/explain/{recording.stem}.png"
+    name = PurePosixPath(str(recording)).name
+    output = output or project_path / f"data/08_reporting/{mode}/explain/{PurePosixPath(name).stem}.png"
     output.parent.mkdir(parents=True, exist_ok=True)
-    explanation_figure(explained, meta, f"{recording.name}, {mode} model {version}").savefig(output, dpi=110)
+    explanation_figure(explained, meta, f"{name}, {mode} model {version}").savefig(output, dpi=110)
     click.echo(f"{recording}\t{explained.decision}\t{explained.predicted_class}")
     click.echo(f"figure written to {output}", err=True)

@@ -5,7 +5,6 @@ It runs the same nodes as ``kedro run --pipelines predict``, so there is one imp
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import click
 import pandas as pd
 from kedro.io.core import DatasetError
 
+from leak_detection.console.catalog import kedro_quiet
 from leak_detection.console.errors import explain_load_failure
-from leak_detection.console.project import PROJECT_ENV, find_project
+from leak_detection.console.project import PROJECT_ENV, RecordingLocation, find_project
 from leak_detection.features.familiarity import unfamiliar_advice
 from leak_detection.runs.predictions_output import FORCE_PARAM, PredictionsOutputError, check_predictions_output
 
@@ -67,7 +67,7 @@ def print_table(table: pd.DataFrame, output_format: str, columns: list[str] | No
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=RecordingLocation())
 @click.option(
     "--mode",
     type=click.Choice(["binary", "multiclass"]),
@@ -118,7 +118,7 @@ def print_table(table: pd.DataFrame, output_format: str, columns: list[str] | No
     "above it, else the folder the package was installed from.",
 )
 def predict(
-    paths: tuple[Path, ...],
+    paths: tuple[Path | str, ...],
     mode: str,
     model_version: str | None,
     output: Path | None,
@@ -127,7 +127,8 @@ def predict(
     output_format: str,
     project: str | None,
 ) -> None:
-    """Classify the recordings in PATHS (audio files, or folders searched recursively).
+    """Classify the recordings in PATHS (audio files, or folders searched recursively; local, or
+    URLs such as s3://bucket/week48 with the s3 extra installed).
 
     Every file gets a row: its decision (LEAK or NOLEAK, by the paper's rule at the
     model's validation threshold), and an error instead when it cannot be read.
@@ -137,9 +138,10 @@ def predict(
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     project_path = find_project(project)
     bootstrap_project(project_path)
-    output_path = _checked_output(output, project_path, mode, force, paths)
+    local = tuple(p for p in paths if isinstance(p, Path))
+    output_path = _checked_output(output, project_path, mode, force, local)
     runtime_params = {
-        "inbox_dir": [str(p.resolve()) for p in paths],
+        "inbox_dir": [str(p.resolve()) if isinstance(p, Path) else p for p in paths],
         "predictions_output": str(output_path),
         FORCE_PARAM: force,
     }
@@ -164,17 +166,12 @@ def _run_predict(project_path: Path, mode: str, model_version: str | None, runti
     from kedro.framework.session import KedroSession
 
     load_versions = {f"{mode}.model": model_version, f"{mode}.model_meta": model_version} if model_version else None
-    context = click.get_current_context(silent=True)
-    verbose = ((context and context.find_root().obj) or {}).get("verbose")
-    # Progress and warnings stay on stderr; the INFO lines of Kedro and its plugins would bury the table.
-    logging.disable(logging.NOTSET if verbose else logging.INFO)
+    # Progress and warnings stay on stderr.
     try:
-        with KedroSession.create(project_path=project_path, runtime_params=runtime_params) as session:
+        with kedro_quiet(), KedroSession.create(project_path=project_path, runtime_params=runtime_params) as session:
             session.run(pipeline_names=["predict"], namespaces=[mode], load_versions=load_versions)
     except DatasetError as exc:
         mistake = explain_load_failure(exc, mode, model_version)
         if mistake is None:
             raise
         raise mistake from exc
-    finally:
-        logging.disable(logging.NOTSET)

@@ -8,8 +8,24 @@ from pathlib import Path
 import click
 
 import leak_detection
+from leak_detection.audio.remote import is_remote
 
 PROJECT_ENV = "LEAK_DETECTION_PROJECT"
+
+
+class RecordingLocation(click.ParamType):
+    """An existing local file (or folder, with ``dir_okay``), or an fsspec URL such as ``s3://bucket/week48``,
+    which the reader checks itself."""
+
+    name = "path"
+
+    def __init__(self, dir_okay: bool = True) -> None:
+        self._local = click.Path(exists=True, dir_okay=dir_okay, path_type=Path)
+
+    def convert(self, value, param, ctx) -> Path | str:
+        if isinstance(value, str) and is_remote(value):
+            return value
+        return self._local.convert(value, param, ctx)
 
 
 def _is_project(path: Path) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import soundfile as sf
 import torch
@@ -41,9 +42,10 @@ class Explanation:
 
 
 def explain_recording(path: str | Path, state: dict[str, torch.Tensor], model_meta: dict) -> Explanation:
-    """Score one recording with a saved model exactly as predict would."""
+    """Score one recording (a local path or an fsspec URL) with a saved model exactly as predict would."""
     meta = ModelMeta.from_dict(model_meta, state)
-    samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    with fsspec.open(str(path), "rb") as handle:
+        samples, rate = sf.read(handle, dtype="float32", always_2d=False)
     features = recording_features(samples, int(rate), FrontEndConfig.from_params(meta.feature_config))
     n_long, n_short, n_mels, n_frames = features.shape
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).reshape(-1, 1, n_mels, n_frames)

@@ -1,0 +1,62 @@
+"""The project's own catalog for ``leak-detect``: models are found where ``kedro run`` saves them.
+
+A model moved to object storage in ``conf/local/catalog.yml`` is listed and explained from there too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from kedro.io import DataCatalog
+from kedro.io.core import DatasetError, Version
+
+
+@contextlib.contextmanager
+def kedro_quiet() -> Iterator[None]:
+    """Kedro's and its plugins' INFO lines would bury the results; ``--verbose`` keeps them."""
+    context = click.get_current_context(silent=True)
+    verbose = ((context and context.find_root().obj) or {}).get("verbose")
+    logging.disable(logging.NOTSET if verbose else logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def project_catalog(project: Path) -> DataCatalog:
+    """The catalog as ``kedro run`` resolves it in ``project`` (``conf/local`` included); no pipeline runs."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with kedro_quiet(), KedroSession.create(project_path=project) as session:
+        return session.load_context().catalog
+
+
+def load_version(catalog: DataCatalog, name: str, version: str) -> Any | None:
+    """``name`` at ``version``, or None when that version is missing or unreadable."""
+    try:
+        return catalog.get(name, version=Version(version, None)).load()
+    except (DatasetError, OSError, ValueError):
+        return None
+
+
+def default_version(catalog: DataCatalog, mode: str) -> str | None:
+    """The version ``predict`` loads when none is named: the newest intact pair of weights and meta."""
+    try:
+        return catalog.get(f"{mode}.model").resolve_load_version()
+    except DatasetError:
+        return None
+
+
+def saved_versions(catalog: DataCatalog, mode: str) -> list[str]:
+    """The mode's model versions (those with a meta), newest first."""
+    try:
+        return sorted(catalog.get(f"{mode}.model_meta").list_versions(full_path=False), reverse=True)
+    except DatasetError:
+        return []

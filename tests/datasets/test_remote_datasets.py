@@ -1,0 +1,297 @@
+"""Tests for ``MelFeatureStoreDataset`` and ``OnnxModelDataset`` on a remote filesystem:
+fsspec's in-memory one stands for object storage (no network, no s3fs)."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import os
+import tempfile
+import uuid
+
+import fsspec
+import numpy as np
+import onnx
+import pytest
+from kedro.io.core import DatasetError, Version
+from onnx import TensorProto, helper
+
+from leak_detection.datasets import MelFeatureStoreDataset, OnnxModelDataset
+from leak_detection.features.hdf5_layout import BUILD_HINT
+from leak_detection.features.lazy_rows import H5Rows
+from tests.conftest import synthetic_store
+
+MEMORY = fsspec.filesystem("memory")
+
+
+@pytest.fixture(autouse=True)
+def empty_memory_filesystem():
+    MEMORY.store.clear()
+    MEMORY.pseudo_dirs.clear()
+    MEMORY.pseudo_dirs.append("")
+    yield
+    MEMORY.store.clear()
+    MEMORY.pseudo_dirs.clear()
+    MEMORY.pseudo_dirs.append("")
+
+
+@pytest.fixture
+def own_tmpdir(tmp_path, monkeypatch):
+    """The folder the datasets' temporary copies go to, as TMPDIR would choose it."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+def url() -> str:
+    return f"memory:///bucket-{uuid.uuid4().hex[:8]}/04_feature/mel_features.h5"
+
+
+@pytest.fixture(scope="module")
+def store():
+    return synthetic_store(files_per_class=2, n_long=3)[0]
+
+
+def _copies(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("leak-detection-store-"))
+
+
+def _assert_same_store(loaded, original) -> None:
+    np.testing.assert_array_equal(np.asarray(loaded.segments_mel), original.segments_mel)
+    np.testing.assert_array_equal(loaded.file_offsets, original.file_offsets)
+    np.testing.assert_array_equal(loaded.labels, original.labels)
+    assert loaded.file_ids == original.file_ids
+    assert loaded.groups == original.groups
+    assert loaded.label_names == original.label_names
+    assert loaded.feature_config == original.feature_config
+    assert loaded.source_fingerprint == original.source_fingerprint
+
+
+def _float32(url: str, **kwargs) -> MelFeatureStoreDataset:
+    return MelFeatureStoreDataset(filepath=url, save_args={"dtype": "float32"}, **kwargs)
+
+
+def test_eager_round_trip_through_object_storage_leaves_no_local_copy(url, store, own_tmpdir):
+    dataset = _float32(url)
+    assert not dataset.exists()
+    dataset.save(store)
+    assert dataset.exists()
+    assert MEMORY.isfile(url)
+    assert _copies(own_tmpdir) == []
+
+    loaded = dataset.load()
+    assert isinstance(loaded.segments_mel, np.ndarray)
+    _assert_same_store(loaded, store)
+    assert _copies(own_tmpdir) == []
+
+
+def test_lazy_store_reads_a_local_copy_removed_once_collected(url, store, own_tmpdir):
+    _float32(url).save(store)
+    loaded = _float32(url, load_args={"lazy": True}).load()
+
+    assert isinstance(loaded.segments_mel, H5Rows)
+    copies = _copies(own_tmpdir)
+    assert len(copies) == 1
+    assert loaded.segments_mel.filepath.parent == own_tmpdir / copies[0]
+    np.testing.assert_array_equal(loaded.segments_mel[2:5], store.segments_mel[2:5])
+    _assert_same_store(loaded, store)
+
+    del loaded
+    gc.collect()
+    assert _copies(own_tmpdir) == []
+
+
+def test_lazy_copy_stays_while_another_store_shares_its_rows(url, store, own_tmpdir):
+    _float32(url).save(store)
+    loaded = _float32(url, load_args={"lazy": True}).load()
+    rows = loaded.segments_mel
+    del loaded
+    gc.collect()
+    np.testing.assert_array_equal(rows[0], store.segments_mel[0])
+    del rows
+    gc.collect()
+    assert _copies(own_tmpdir) == []
+
+
+def test_remote_save_keeps_the_save_args(url, store):
+    MelFeatureStoreDataset(filepath=url, save_args={"compression": "gzip"}).save(store)
+    loaded = MelFeatureStoreDataset(filepath=url).load()
+    np.testing.assert_allclose(loaded.segments_mel, store.segments_mel.astype(np.float16), rtol=0)
+
+
+def test_missing_remote_store_names_the_url_and_how_to_build_it(url, own_tmpdir):
+    with pytest.raises(DatasetError) as caught:
+        MelFeatureStoreDataset(filepath=url).load()
+    assert str(caught.value) == f"The mel feature store does not exist at {url}; {BUILD_HINT}."
+    assert _copies(own_tmpdir) == []
+
+
+def test_unreadable_remote_store_names_the_url_not_the_local_copy(url, own_tmpdir):
+    MEMORY.pipe_file(url, b"not an HDF5 file")
+    with pytest.raises(DatasetError, match="as HDF5") as caught:
+        MelFeatureStoreDataset(filepath=url).load()
+    assert url in str(caught.value)
+    assert str(own_tmpdir) not in str(caught.value)
+    assert _copies(own_tmpdir) == []
+
+
+def test_failed_upload_leaves_the_remote_store_and_no_local_copy(url, store, own_tmpdir, monkeypatch):
+    dataset = _float32(url)
+    dataset.save(store)
+    before = MEMORY.cat_file(url)
+
+    def broken_upload(*args, **kwargs):
+        raise ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(type(dataset._fs), "put_file", broken_upload)
+    other = synthetic_store(files_per_class=1, n_long=2, seed=1)[0]
+    with pytest.raises(DatasetError, match="upload") as caught:
+        dataset.save(other)
+    assert url in str(caught.value)
+    assert "connection reset by peer" in str(caught.value)
+    assert MEMORY.cat_file(url) == before
+    assert _copies(own_tmpdir) == []
+    monkeypatch.undo()
+    _assert_same_store(dataset.load(), store)
+
+
+def test_store_refused_on_save_is_never_uploaded(url, store, own_tmpdir):
+    bad = synthetic_store(files_per_class=1, n_long=2)[0]
+    bad.segments_mel[0, 0, 0, 0] = np.nan
+    with pytest.raises(DatasetError, match="Refusing to save") as caught:
+        _float32(url).save(bad)
+    assert url in str(caught.value)
+    assert str(own_tmpdir) not in str(caught.value)
+    assert not MEMORY.exists(url)
+    assert _copies(own_tmpdir) == []
+
+
+def test_full_local_disk_on_remote_save_points_at_tmpdir(url, store, own_tmpdir, monkeypatch):
+    from leak_detection.datasets import mel_feature_store_dataset as module
+
+    def full_disk(path, data, options):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise DatasetError(f"Failed to save the mel feature store to {path}: no space left on device.") from exc
+
+    monkeypatch.setattr(module, "save_store_file", full_disk)
+    with pytest.raises(DatasetError) as caught:
+        _float32(url).save(store)
+    message = str(caught.value)
+    assert f"to {url}: no space left" in message
+    assert "TMPDIR" in message and str(own_tmpdir) in message
+    assert not MEMORY.exists(url)
+    assert _copies(own_tmpdir) == []
+
+
+def test_a_forked_process_never_removes_its_parents_copy(tmp_path):
+    from leak_detection.datasets.mel_feature_store_dataset import _remove_local_copy
+
+    copy = tmp_path / "leak-detection-store-x"
+    copy.mkdir()
+    _remove_local_copy(str(copy), os.getpid() + 1)
+    assert copy.is_dir()
+    _remove_local_copy(str(copy), os.getpid())
+    assert not copy.exists()
+
+
+def test_remote_dataset_describes_its_url(url):
+    dataset = MelFeatureStoreDataset(filepath=url)
+    assert str(dataset._filepath) == url
+    assert "memory" in repr(dataset)
+    assert url in repr(dataset)
+
+
+def test_local_store_is_unchanged_by_the_remote_options(tmp_path, store, own_tmpdir):
+    path = tmp_path / "mel_features.h5"
+    dataset = MelFeatureStoreDataset(filepath=path, save_args={"dtype": "float32"}, load_args={"lazy": True})
+    assert not dataset.exists()
+    dataset.save(store)
+    assert dataset.exists()
+    loaded = dataset.load()
+    assert loaded.segments_mel.filepath == path
+    _assert_same_store(loaded, store)
+    assert _copies(own_tmpdir) == []
+    with pytest.raises(DatasetError, match=f"does not exist at {tmp_path / 'other.h5'}"):
+        MelFeatureStoreDataset(filepath=tmp_path / "other.h5").load()
+
+
+# ---- OnnxModelDataset ----------------------------------------------------------------
+
+
+def _onnx_bytes(name: str = "x") -> bytes:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+@pytest.fixture
+def onnx_url() -> str:
+    return f"memory:///bucket-{uuid.uuid4().hex[:8]}/06_models/binary/model.onnx"
+
+
+def test_onnx_versions_round_trip_through_object_storage(onnx_url):
+    older, newer = "2024-01-01T00.00.00.000Z", "2024-02-01T00.00.00.000Z"
+    assert not OnnxModelDataset(filepath=onnx_url, version=Version(None, None)).exists()
+
+    OnnxModelDataset(filepath=onnx_url, version=Version(None, older)).save(_onnx_bytes("a"))
+    OnnxModelDataset(filepath=onnx_url, version=Version(None, newer)).save(_onnx_bytes("b"))
+
+    latest = OnnxModelDataset(filepath=onnx_url, version=Version(None, None))
+    assert latest.exists()
+    assert latest.load() == _onnx_bytes("b")
+    assert OnnxModelDataset(filepath=onnx_url, version=Version(older, None)).load() == _onnx_bytes("a")
+    assert latest.list_versions(full_path=False) == [newer, older]
+    path = onnx_url.removeprefix("memory://")
+    assert MEMORY.isfile(f"{path}/{older}/model.onnx")
+    assert MEMORY.isfile(f"{path}/{newer}/model.onnx")
+    assert "inputs" in latest.preview()
+
+
+def test_onnx_unversioned_remote_save_and_exists(onnx_url):
+    dataset = OnnxModelDataset(filepath=onnx_url)
+    assert not dataset.exists()
+    dataset.save(_onnx_bytes())
+    assert dataset.exists()
+    assert MEMORY.cat_file(onnx_url) == _onnx_bytes()
+    assert dataset.load() == _onnx_bytes()
+
+
+def test_onnx_invalid_bytes_are_refused_and_nothing_is_written(onnx_url):
+    dataset = OnnxModelDataset(filepath=onnx_url, version=Version(None, "2024-01-01T00.00.00.000Z"))
+    with pytest.raises(DatasetError, match="not a valid ONNX model") as caught:
+        dataset.save(b"definitely not onnx")
+    assert "memory://" in str(caught.value)
+    assert MEMORY.find("/") == []
+    assert not OnnxModelDataset(filepath=onnx_url, version=Version(None, None)).exists()
+
+
+def test_onnx_corrupted_remote_file_is_refused_on_load(onnx_url):
+    MEMORY.pipe_file(onnx_url, b"\x00garbage")
+    with pytest.raises(DatasetError, match="not a valid ONNX model") as caught:
+        OnnxModelDataset(filepath=onnx_url).load()
+    assert onnx_url in str(caught.value)
+
+
+def test_onnx_local_save_is_still_atomic_and_versioned(tmp_path, monkeypatch):
+    path = tmp_path / "model.onnx"
+    version = "2024-01-01T00.00.00.000Z"
+    OnnxModelDataset(filepath=path, version=Version(None, version)).save(_onnx_bytes())
+    assert (tmp_path / "model.onnx" / version / "model.onnx").read_bytes() == _onnx_bytes()
+    assert OnnxModelDataset(filepath=path, version=Version(None, None)).load() == _onnx_bytes()
+
+    dataset = OnnxModelDataset(filepath=tmp_path / "plain.onnx")
+    dataset.save(_onnx_bytes("a"))
+    with pytest.raises(DatasetError):
+        dataset.save(b"broken")
+    assert dataset.load() == _onnx_bytes("a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "plain.onnx"]
