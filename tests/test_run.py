@@ -6,10 +6,12 @@ pass in any order and one at a time.
 """
 
 import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +229,21 @@ def test_the_console_command_scores_good_files_and_reports_broken_ones(trained_p
     ] == pytest.approx(1)
     assert broken["decision"] == "" and broken["error"].startswith("unreadable")
     assert "broken.wav" in result.output and "1 not readable" in result.output
+
+
+def test_from_another_folder_stdout_holds_only_the_results_and_stderr_no_warning(
+    trained_project, tiny_recordings, tmp_path
+):
+    """Kedro reads conf/logging.yml from the current folder only; elsewhere its default logs to stdout."""
+    recording = next(tiny_recordings.rglob("*.wav"))
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_LOGGING_CONFIG"}
+    command = [sys.executable, "-c", "from leak_detection.console import main; main()", "predict", str(recording)]
+    command += ["--format", "csv", "--output", str(tmp_path / "calls.csv"), "--project", str(trained_project)]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    printed = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
+    assert printed.equals(pd.read_csv(tmp_path / "calls.csv", keep_default_na=False)) and len(printed) == 1
+    assert "WARNING" not in result.stderr and "written to" in result.stderr
 
 
 def test_console_help_explains_every_option():

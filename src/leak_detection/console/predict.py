@@ -5,6 +5,7 @@ It runs the same nodes as ``kedro run --pipelines predict``, so there is one imp
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -133,10 +134,10 @@ def predict(
     Every file gets a row: its decision (LEAK or NOLEAK, by the paper's rule at the
     model's validation threshold), and an error instead when it cannot be read.
     """
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+    project_path = find_project(project)  # first: it chooses the logging configuration Kedro loads on import
     from kedro.framework.startup import bootstrap_project
 
-    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-    project_path = find_project(project)
     bootstrap_project(project_path)
     local = tuple(p for p in paths if isinstance(p, Path))
     output_path = _checked_output(output, project_path, mode, force, local)
@@ -164,12 +165,21 @@ def predict(
 
 def _run_predict(project_path: Path, mode: str, model_version: str | None, runtime_params: dict) -> None:
     from kedro.framework.session import KedroSession
+    from kedro.runner import SequentialRunner
 
     load_versions = {f"{mode}.model": model_version, f"{mode}.model_meta": model_version} if model_version else None
     # Progress and warnings stay on stderr.
     try:
-        with kedro_quiet(), KedroSession.create(project_path=project_path, runtime_params=runtime_params) as session:
-            session.run(pipeline_names=["predict"], namespaces=[mode], load_versions=load_versions)
+        # From the project folder, as `kedro run`: plugins (kedro-viz's run statistics) look for it there.
+        with (
+            kedro_quiet(),
+            contextlib.chdir(project_path),
+            KedroSession.create(project_path=project_path, runtime_params=runtime_params) as session,
+        ):
+            # Named, as `kedro run` names it: kedro-viz warns about a runner it cannot see.
+            session.run(
+                pipeline_names=["predict"], namespaces=[mode], load_versions=load_versions, runner=SequentialRunner()
+            )
     except DatasetError as exc:
         mistake = explain_load_failure(exc, mode, model_version)
         if mistake is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -41,16 +42,26 @@ def _is_project(path: Path) -> bool:
 
 def find_project(explicit: str | None) -> Path:
     """The project folder: ``--project``, else the current folder or one above it, else
-    the folder this package was installed from (an editable install)."""
+    the folder this package was installed from (an editable install). Its logging
+    configuration is the one Kedro will use."""
     if explicit:
         path = Path(explicit).resolve()
         if not _is_project(path):
             raise click.BadParameter(f"{path} is not the leak-detection project (no matching pyproject.toml)")
-        return path
+        return _with_project_logging(path)
     cwd = Path.cwd().resolve()
     for candidate in (cwd, *cwd.parents, Path(leak_detection.__file__).resolve().parents[2]):
         if _is_project(candidate):
-            return candidate
+            return _with_project_logging(candidate)
     raise click.UsageError(
         f"cannot find the leak-detection project; run from inside it, pass --project PATH or set {PROJECT_ENV}"
     )
+
+
+def _with_project_logging(project: Path) -> Path:
+    # Kedro looks for conf/logging.yml in the current folder only; from any other folder it
+    # logs through rich to stdout, into the results a user redirects.
+    logging_file = project / "conf" / "logging.yml"
+    if logging_file.is_file():
+        os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(logging_file))
+    return project
