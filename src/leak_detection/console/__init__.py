@@ -8,6 +8,8 @@ version, an empty folder) is one line on stderr and exit status 2; ``--verbose``
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from leak_detection.console.errors import UserMistakeGroup
@@ -23,6 +25,8 @@ from leak_detection.runs.process_settings import apply_process_settings
 def main(context: click.Context, verbose: bool) -> None:
     """Acoustic leak detection with the models trained by this project."""
     context.obj = {"verbose": verbose}
+    # A command that answers from local files sends nothing anywhere (Kedro's usage statistics).
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     apply_process_settings()
 
 

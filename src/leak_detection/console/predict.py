@@ -6,7 +6,6 @@ It runs the same nodes as ``kedro run --pipelines predict``, so there is one imp
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import click
@@ -134,7 +133,6 @@ def predict(
     Every file gets a row: its decision (LEAK or NOLEAK, by the paper's rule at the
     model's validation threshold), and an error instead when it cannot be read.
     """
-    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     project_path = find_project(project)  # first: it chooses the logging configuration Kedro loads on import
     from kedro.framework.startup import bootstrap_project
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from pathlib import Path
@@ -10,6 +11,7 @@ import click
 
 import leak_detection
 from leak_detection.audio.remote import is_remote
+from leak_detection.console.catalog import kedro_quiet
 
 PROJECT_ENV = "LEAK_DETECTION_PROJECT"
 
@@ -64,4 +66,6 @@ def _with_project_logging(project: Path) -> Path:
     logging_file = project / "conf" / "logging.yml"
     if logging_file.is_file():
         os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(logging_file))
+    with kedro_quiet():  # Kedro announces the configuration it loads on import, at INFO
+        importlib.import_module("kedro.framework.project")
     return project
