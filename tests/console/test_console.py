@@ -10,8 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from kedro.io import DataCatalog
+from kedro.io.core import DatasetError, VersionNotFoundError
 
 from leak_detection import console
+from leak_detection.console.catalog import default_version
 from leak_detection.console.models import model_table
 
 VERSION = "2026-01-01T00.00.00.000Z"
@@ -113,3 +115,23 @@ def test_models_lists_versions_newest_first_with_origin_and_test_f1(tmp_path, wh
 def test_models_on_a_project_without_models_says_to_train_first(project):
     result = invoke("models", "--project", project)
     assert result.exit_code == 0 and "kedro run --pipelines train_both" in result.stderr and result.stdout == ""
+
+
+def test_a_model_store_out_of_reach_is_a_failure_not_no_model_yet(tmp_path, monkeypatch):
+    root = f"memory:///unreachable-{tmp_path.name}"
+    write_version(root, "binary", VERSION, {"threshold": 0.5})
+    catalog = catalog_at(root)
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(catalog.get("binary.model"), "_glob_function", refused)
+    with pytest.raises(DatasetError, match="Cannot list the versions of memory:///.*ConnectionError"):
+        default_version(catalog, "binary")
+
+
+def test_a_mode_with_no_version_says_none_has_been_saved(tmp_path):
+    catalog = catalog_at(tmp_path.as_posix())
+    with pytest.raises(VersionNotFoundError, match="No version of .* has been saved yet"):
+        catalog.get("binary.model_meta").resolve_load_version()
+    assert default_version(catalog, "binary") is None and model_table(catalog, ("binary",)).empty

@@ -150,3 +150,26 @@ def test_object_times_are_read_from_each_stores_own_key(info, expected):
 def test_urls_and_relative_paths():
     assert is_remote("s3://b/k") and is_remote("memory://x") and not is_remote("file:///x") and not is_remote("/x")
     assert inside("a/./b/../c.wav") == "a/c.wav" and inside("../a") is None and inside("/a") is None
+
+
+def refuse_connections(monkeypatch, memory):
+    def refused(*args, **kwargs):
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(memory, "info", refused)
+
+
+def test_a_bucket_out_of_reach_is_an_error_never_an_empty_folder(local_and_remote, bucket, monkeypatch):
+    refuse_connections(monkeypatch, bucket)
+    for attempt in (
+        lambda: RecordingsDataset(path=BUCKET).load(),
+        lambda: RecordingsDataset(path=BUCKET).exists(),
+        lambda: InboxDataset(path=f"{BUCKET}/LEAK").load(),
+    ):
+        with pytest.raises(DatasetError, match=f"Cannot reach {BUCKET}.*ConnectionError: connection refused"):
+            attempt()
+
+
+def test_explain_names_a_missing_object_before_looking_for_a_model(project, bucket):
+    result = CliRunner().invoke(main, ["explain", f"{BUCKET}/LEAK/none.wav", "--project", str(project)])
+    assert result.exit_code == 2 and f"{BUCKET}/LEAK/none.wav does not exist" in result.output

@@ -45,15 +45,32 @@ def filesystem(url: str, storage_options: dict[str, Any]) -> tuple[fsspec.Abstra
         return fsspec.core.url_to_fs(url, **storage_options)
     except (ImportError, ValueError) as exc:
         raise DatasetError(
-            f"{url}: fsspec cannot open this protocol ({exc}); install its package "
-            "(`pip install leak-detection[s3]` for s3://) or give a local folder"
+            f"{url}: fsspec cannot open this protocol ({exc}); install its package (for s3://, the "
+            'project\'s s3 extra: `pip install -e ".[s3]"`) or give a local path'
+        ) from exc
+
+
+def kind(url: str, storage_options: dict[str, Any]) -> str | None:
+    """``"file"``, ``"directory"``, or None when nothing is there; a store out of reach is an error.
+
+    fsspec's ``isdir``/``isfile`` answer False on any failure, so an unreachable bucket
+    would pass for an empty one (and a store guarded against overwriting for an absent one).
+    """
+    fs, path = filesystem(url, storage_options)
+    try:
+        return fs.info(path).get("type")
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
+        raise DatasetError(
+            f"Cannot reach {url}: {type(exc).__name__}: {exc}; check the network, the endpoint and the credentials"
         ) from exc
 
 
 def list_remote(url: str, storage_options: dict[str, Any], extensions: Iterable[str]) -> list[RemoteFile]:
     """Every object under the folder ``url`` whose extension is one of ``extensions``, sorted."""
     fs, root = filesystem(url, storage_options)
-    if not fs.isdir(root):
+    if kind(url, storage_options) != "directory":
         raise DatasetError(f"recordings folder {url} does not exist or is not a folder")
     root = root.rstrip("/")
     wanted = {e.lower() for e in extensions}
@@ -67,9 +84,9 @@ def list_remote(url: str, storage_options: dict[str, Any], extensions: Iterable[
 
 def remote_info(url: str, storage_options: dict[str, Any]) -> RemoteFile | None:
     """Size and time of the object at ``url`` (``file_id`` is the URL), or None when there is none."""
-    fs, path = filesystem(url, storage_options)
-    if not fs.isfile(path):
+    if kind(url, storage_options) != "file":
         return None
+    fs, path = filesystem(url, storage_options)
     info = fs.info(path)
     return RemoteFile(url, int(info.get("size") or 0), modified_ns(info))
 

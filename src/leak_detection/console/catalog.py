@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 from kedro.io import DataCatalog
-from kedro.io.core import DatasetError, Version
+from kedro.io.core import DatasetError, Version, VersionNotFoundError
 
 
 @contextlib.contextmanager
@@ -50,7 +50,7 @@ def default_version(catalog: DataCatalog, mode: str) -> str | None:
     """The version ``predict`` loads when none is named: the newest intact pair of weights and meta."""
     try:
         return catalog.get(f"{mode}.model").resolve_load_version()
-    except DatasetError:
+    except VersionNotFoundError:  # not a storage out of reach: that must not read as "no model yet"
         return None
 
 
@@ -58,5 +58,5 @@ def saved_versions(catalog: DataCatalog, mode: str) -> list[str]:
     """The mode's model versions (those with a meta), newest first."""
     try:
         return sorted(catalog.get(f"{mode}.model_meta").list_versions(full_path=False), reverse=True)
-    except DatasetError:
+    except VersionNotFoundError:
         return []

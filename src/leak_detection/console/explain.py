@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 import click
 from kedro.io.core import Version
 
+from leak_detection.audio.remote import remote_info
 from leak_detection.console.catalog import default_version, load_version, project_catalog
 from leak_detection.console.errors import UserMistake
 from leak_detection.console.project import PROJECT_ENV, RecordingLocation, find_project
@@ -43,6 +44,8 @@ def explain(
     from leak_detection.decisions.explain import explain_recording, explanation_figure
 
     project_path = find_project(project)
+    if isinstance(recording, str) and remote_info(recording, {}) is None:
+        raise UserMistake(f"{recording} does not exist")
     state, meta, version = load_model(project_path, mode, model_version)
     try:
         explained = explain_recording(recording, state, meta)

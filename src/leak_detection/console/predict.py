@@ -80,8 +80,8 @@ def print_table(table: pd.DataFrame, output_format: str, columns: list[str] | No
     "--model-version",
     metavar="TS",
     default=None,
-    help="Model version to use, a folder name under data/06_models/<mode>/best.pth/ such as "
-    "2026-11-25T22.01.20.858Z. Default: the newest.",
+    help="Model version to use, as `leak-detect models` lists them (a folder name under the model's path, "
+    "data/06_models/<mode>/best.pth/ by default) such as 2026-11-25T22.01.20.858Z. Default: the newest.",
 )
 @click.option(
     "--output",

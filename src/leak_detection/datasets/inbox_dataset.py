@@ -16,7 +16,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from leak_detection.audio.recordings import RecordingCollection, audio_extensions
-from leak_detection.audio.remote import filesystem, is_remote, join_url, list_remote, remote_info
+from leak_detection.audio.remote import is_remote, join_url, kind, list_remote, remote_info
 
 
 class InboxDataset(AbstractDataset[None, RecordingCollection]):
@@ -120,8 +120,7 @@ class InboxDataset(AbstractDataset[None, RecordingCollection]):
     def _is_dir(self, location: Path | str) -> bool:
         if isinstance(location, Path):
             return location.is_dir()
-        fs, path = filesystem(location, self._storage_options)
-        return fs.isdir(path)
+        return kind(location, self._storage_options) == "directory"
 
     def _is_file(self, location: Path | str) -> bool:
         if isinstance(location, Path):

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import PurePath, PurePosixPath
 from typing import Any
 
-from kedro.io.core import VersionNotFoundError, get_filepath_str, get_protocol_and_path
+from kedro.io.core import DatasetError, VersionNotFoundError, get_filepath_str, get_protocol_and_path
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +37,38 @@ class IntactVersionsMixin:
     def _fetch_latest_load_version(self) -> str:
         if self._cached_load_version is not None:
             return self._cached_load_version
-        for path in self._get_versions():  # newest first
+        versions = self._get_versions()  # newest first
+        if not versions:
+            raise VersionNotFoundError(f"No version of {self._url()} has been saved yet.")
+        for path in versions:
             version = PurePath(path).parent.name
             problem = self._version_problem(version)
             if problem is None:
                 self._cached_load_version = version
                 return version
-            logger.warning("Skipping version %s of %s: %s; using an older version.", version, self._filepath, problem)
+            logger.warning("Skipping version %s of %s: %s; using an older version.", version, self._url(), problem)
         raise VersionNotFoundError(
-            f"Did not find any complete version of {self._filepath}: every version folder "
+            f"Did not find any complete version of {self._url()}: every version folder "
             f"lacks a file or holds an unreadable one (see the warnings above)."
         )
+
+    def _get_versions(self) -> list[str]:
+        try:
+            return super()._get_versions()
+        except VersionNotFoundError as exc:
+            cause = exc.__cause__
+            if cause is None or isinstance(cause, FileNotFoundError):
+                raise
+            # Kedro reports a storage it cannot list as "no versions"; for a bucket out of
+            # reach that would read as "no model trained yet".
+            raise DatasetError(
+                f"Cannot list the versions of {self._url()}: {type(cause).__name__}: {cause}; check the "
+                "network, the endpoint and the credentials"
+            ) from cause
+
+    def _url(self) -> str:
+        path = str(self._filepath)
+        return path if self._protocol == "file" else f"{self._protocol}://{path}"
 
     def _version_problem(self, version: str) -> str | None:
         # The version this run saves: read back right after its own save, while the
@@ -61,7 +82,8 @@ class IntactVersionsMixin:
             path = get_filepath_str(filepath / version / filepath.name, self._protocol)
             problem = file_problem(self._fs, path)
             if problem is not None:
-                return f"{path} {problem}"
+                shown = path if self._protocol == "file" else f"{self._protocol}://{path}"
+                return f"{shown} {problem}"
         return None
 
 

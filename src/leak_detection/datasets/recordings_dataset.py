@@ -25,7 +25,7 @@ from leak_detection.audio.recordings import (
     not_regular_reason,
     resolve_inside,
 )
-from leak_detection.audio.remote import filesystem, inside, is_remote, join_url, list_remote, remote_info
+from leak_detection.audio.remote import inside, is_remote, join_url, kind, list_remote, remote_info
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
 
     def _exists(self) -> bool:
         if self._remote:
-            fs, root = filesystem(self._path, self._storage_options)
-            return fs.isdir(root)
+            return kind(self._path, self._storage_options) == "directory"
         return self._path.is_dir()
 
     def save(self, data: None) -> None:
