@@ -3,9 +3,11 @@ fsspec's in-memory one stands for object storage (no network, no s3fs)."""
 
 from __future__ import annotations
 
+import copy
 import errno
 import gc
 import os
+import pickle
 import tempfile
 import uuid
 
@@ -73,21 +75,94 @@ def _float32(url: str, **kwargs) -> MelFeatureStoreDataset:
     return MelFeatureStoreDataset(filepath=url, save_args={"dtype": "float32"}, **kwargs)
 
 
-def test_eager_round_trip_through_object_storage_leaves_no_local_copy(url, store, own_tmpdir):
+def _count_downloads(dataset: MelFeatureStoreDataset, monkeypatch) -> list[str]:
+    """The remote paths ``dataset`` downloads from now on, one entry per download."""
+    calls: list[str] = []
+    get_file = dataset._fs.get_file
+
+    def counting(rpath, lpath, **kwargs):
+        calls.append(rpath)
+        return get_file(rpath, lpath, **kwargs)
+
+    monkeypatch.setattr(dataset._fs, "get_file", counting)
+    return calls
+
+
+def test_eager_round_trip_keeps_the_uploaded_file_as_the_datasets_copy(url, store, own_tmpdir, monkeypatch):
     dataset = _float32(url)
     assert not dataset.exists()
     dataset.save(store)
     assert dataset.exists()
     assert MEMORY.isfile(url)
-    assert _copies(own_tmpdir) == []
+    assert len(_copies(own_tmpdir)) == 1
 
+    downloads = _count_downloads(dataset, monkeypatch)
     loaded = dataset.load()
     assert isinstance(loaded.segments_mel, np.ndarray)
     _assert_same_store(loaded, store)
+    assert downloads == []
+    assert len(_copies(own_tmpdir)) == 1
+
+    del dataset
+    gc.collect()
     assert _copies(own_tmpdir) == []
 
 
-def test_lazy_store_reads_a_local_copy_removed_once_collected(url, store, own_tmpdir):
+def test_two_loads_from_one_dataset_download_once(url, store, own_tmpdir, monkeypatch):
+    _float32(url).save(store)
+    assert _copies(own_tmpdir) == []
+    for lazy in (False, True):
+        dataset = _float32(url, load_args={"lazy": lazy})
+        downloads = _count_downloads(dataset, monkeypatch)
+        first, second = dataset.load(), dataset.load()
+        assert len(downloads) == 1
+        assert len(_copies(own_tmpdir)) == 1
+        _assert_same_store(first, store)
+        _assert_same_store(second, store)
+        del dataset, first, second
+        gc.collect()
+        assert _copies(own_tmpdir) == []
+
+
+def test_a_replaced_remote_object_is_downloaded_again(url, store, own_tmpdir, monkeypatch):
+    other = synthetic_store(files_per_class=1, n_long=2, seed=1)[0]
+    _float32(url).save(store)
+    dataset = _float32(url, load_args={"lazy": True})
+    downloads = _count_downloads(dataset, monkeypatch)
+    before = dataset.load()
+
+    _float32(url).save(other)
+    after = dataset.load()
+    assert len(downloads) == 2
+    _assert_same_store(after, other)
+    # The store loaded before keeps reading its own copy.
+    assert len(_copies(own_tmpdir)) == 2
+    _assert_same_store(before, store)
+
+    _assert_same_store(dataset.load(), other)
+    assert len(downloads) == 2
+    del before
+    gc.collect()
+    assert len(_copies(own_tmpdir)) == 1
+    del dataset, after
+    gc.collect()
+    assert _copies(own_tmpdir) == []
+
+
+def test_a_filesystem_that_reports_no_change_is_downloaded_every_time(url, store, own_tmpdir, monkeypatch):
+    _float32(url).save(store)
+    dataset = _float32(url)
+    info = dataset._fs.info
+    monkeypatch.setattr(dataset._fs, "info", lambda path, **kw: {k: v for k, v in info(path).items() if k != "created"})
+    downloads = _count_downloads(dataset, monkeypatch)
+    dataset.load()
+    dataset.load()
+    assert len(downloads) == 2
+    # Each load's copy goes once the next one replaces it.
+    assert len(_copies(own_tmpdir)) == 1
+
+
+def test_lazy_store_reads_the_datasets_copy_until_both_are_collected(url, store, own_tmpdir):
     _float32(url).save(store)
     loaded = _float32(url, load_args={"lazy": True}).load()
 
@@ -95,6 +170,8 @@ def test_lazy_store_reads_a_local_copy_removed_once_collected(url, store, own_tm
     copies = _copies(own_tmpdir)
     assert len(copies) == 1
     assert loaded.segments_mel.filepath.parent == own_tmpdir / copies[0]
+    # The dataset is gone already: the rows keep the copy they read.
+    gc.collect()
     np.testing.assert_array_equal(loaded.segments_mel[2:5], store.segments_mel[2:5])
     _assert_same_store(loaded, store)
 
@@ -105,14 +182,117 @@ def test_lazy_store_reads_a_local_copy_removed_once_collected(url, store, own_tm
 
 def test_lazy_copy_stays_while_another_store_shares_its_rows(url, store, own_tmpdir):
     _float32(url).save(store)
-    loaded = _float32(url, load_args={"lazy": True}).load()
+    dataset = _float32(url, load_args={"lazy": True})
+    loaded = dataset.load()
     rows = loaded.segments_mel
-    del loaded
+    del loaded, dataset
     gc.collect()
     np.testing.assert_array_equal(rows[0], store.segments_mel[0])
     del rows
     gc.collect()
     assert _copies(own_tmpdir) == []
+
+
+def test_released_dataset_lets_go_of_its_copy(url, store, own_tmpdir, monkeypatch):
+    dataset = _float32(url)
+    dataset.save(store)
+    downloads = _count_downloads(dataset, monkeypatch)
+    dataset.release()
+    gc.collect()
+    assert _copies(own_tmpdir) == []
+    _assert_same_store(dataset.load(), store)
+    assert len(downloads) == 1
+    assert len(_copies(own_tmpdir)) == 1
+
+
+def test_a_copied_dataset_downloads_its_own_copy(url, store, own_tmpdir, monkeypatch):
+    dataset = _float32(url)
+    dataset.save(store)
+    downloads = _count_downloads(dataset, monkeypatch)
+    clones = [pickle.loads(pickle.dumps(dataset)), copy.deepcopy(dataset)]
+    for clone in clones:
+        _assert_same_store(clone.load(), store)
+    assert len(downloads) == 2
+    assert len(_copies(own_tmpdir)) == 3
+    del clones, clone
+    gc.collect()
+    assert len(_copies(own_tmpdir)) == 1
+
+
+def test_failed_download_leaves_no_local_copy(url, store, own_tmpdir, monkeypatch):
+    _float32(url).save(store)
+    dataset = _float32(url)
+
+    def broken_download(*args, **kwargs):
+        raise ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(dataset._fs, "get_file", broken_download)
+    with pytest.raises(DatasetError, match="Could not download") as caught:
+        dataset.load()
+    assert url in str(caught.value) and "connection reset by peer" in str(caught.value)
+    assert _copies(own_tmpdir) == []
+
+
+@pytest.mark.parametrize("error", [ConnectionError("refused"), PermissionError("Access Denied"), OSError("DNS")])
+def test_unreachable_storage_is_never_taken_for_a_missing_store(url, store, own_tmpdir, monkeypatch, error):
+    _float32(url).save(store)
+    dataset = _float32(url)
+
+    def unreachable(path, **kwargs):
+        raise error
+
+    monkeypatch.setattr(dataset._fs, "info", unreachable)
+    expected = f"Cannot reach the mel feature store at {url}: {type(error).__name__}: {error}; check the network"
+    with pytest.raises(DatasetError, match="Cannot reach") as caught:
+        dataset.exists()
+    assert expected in str(caught.value)
+    with pytest.raises(DatasetError) as caught:
+        dataset.load()
+    assert str(caught.value).startswith(expected)
+    assert "does not exist" not in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert _copies(own_tmpdir) == []
+
+
+def test_a_store_not_found_still_reads_as_missing(url, monkeypatch):
+    dataset = _float32(url)
+
+    def not_found(path, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(dataset._fs, "info", not_found)
+    assert not dataset.exists()
+    with pytest.raises(DatasetError) as caught:
+        dataset.load()
+    assert str(caught.value) == f"The mel feature store does not exist at {url}; {BUILD_HINT}."
+    assert "data_indexing" in str(caught.value)
+
+
+def test_a_folder_is_not_a_store(url, store, own_tmpdir):
+    _float32(url).save(store)
+    folder = url.rsplit("/", 1)[0]
+    dataset = MelFeatureStoreDataset(filepath=folder)
+    assert not dataset.exists()
+    with pytest.raises(DatasetError, match="is a folder, not a mel feature store file") as caught:
+        dataset.load()
+    assert folder in str(caught.value)
+    assert _copies(own_tmpdir) == []
+
+
+def test_guard_hook_stops_a_run_when_the_store_cannot_be_reached(url, monkeypatch):
+    from kedro.io import DataCatalog
+    from kedro.pipeline import node, pipeline
+
+    from leak_detection.hooks import FeatureStoreGuardHook
+
+    dataset = _float32(url)
+    monkeypatch.setattr(dataset._fs, "info", lambda path, **kwargs: (_ for _ in ()).throw(ConnectionError("refused")))
+    catalog = DataCatalog(datasets={"mel_features": dataset})
+    extraction = pipeline([node(lambda: None, inputs=None, outputs="mel_features")])
+    with pytest.raises(DatasetError, match=f"Cannot reach the mel feature store at {url}"):
+        FeatureStoreGuardHook().before_pipeline_run(
+            run_params={"runtime_params": {"feature_store": url}}, pipeline=extraction, catalog=catalog
+        )
 
 
 def test_remote_save_keeps_the_save_args(url, store):
@@ -152,7 +332,8 @@ def test_failed_upload_leaves_the_remote_store_and_no_local_copy(url, store, own
     assert url in str(caught.value)
     assert "connection reset by peer" in str(caught.value)
     assert MEMORY.cat_file(url) == before
-    assert _copies(own_tmpdir) == []
+    # Only the copy of the store saved before remains.
+    assert len(_copies(own_tmpdir)) == 1
     monkeypatch.undo()
     _assert_same_store(dataset.load(), store)
 

@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 from copy import deepcopy
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,19 @@ from leak_detection.features.store import MelFeatureStore
 from leak_detection.features.store_file import load_store_file, save_store_file
 
 TEMP_PREFIX = "leak-detection-store-"
+# Where filesystems say that an object changed: S3 (ETag, VersionId, LastModified), GCS
+# (generation, updated), Azure (etag, last_modified), local and SFTP (mtime), memory (created).
+_CHANGE_KEYS = (
+    "ETag",
+    "etag",
+    "VersionId",
+    "generation",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "mtime",
+    "created",
+)
 
 
 class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
@@ -40,13 +54,22 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
     inconsistent file or one holding NaN or infinity, naming the files concerned.
 
     h5py needs a real file, so a remote store (``s3://...``, which needs the ``s3fs``
-    package) goes through a local copy in a fresh temporary folder (under ``TMPDIR``):
+    package) goes through a local copy in a temporary folder (under ``TMPDIR``):
     loading downloads the object there, saving writes and checks the store there as
     above, then uploads it. An object store publishes an object only once its upload
-    completes, so a failed upload leaves the store already there untouched. The local
-    copy of a loaded store is deleted once it is read, or with ``lazy: true`` once the
-    store's ``segments_mel`` is garbage-collected (at the latest when Python exits), so
-    ``TMPDIR`` needs room for a copy of every lazily loaded store in use.
+    completes, so a failed upload leaves the store already there untouched.
+
+    The dataset keeps its local copy and every later load reads it again, without a
+    download, while the remote object is unchanged (same size and ETag or modification
+    time); a replaced object is downloaded again, into a new folder. A successful save
+    keeps the file it uploaded as that copy. So ``TMPDIR`` needs room for one copy of
+    each remote store a session uses (two for a while when the object changes under a
+    lazily loaded store). A copy is removed once neither the dataset (which lets go of
+    it when the object changes, when Kedro releases the dataset after the last node
+    that loads it, or when it is garbage-collected) nor a lazy store read from it is in
+    use; at the latest when Python exits. A store that cannot be reached (network,
+    endpoint, credentials) is a ``DatasetError`` saying so, from ``exists`` too: it never
+    passes for a missing store.
 
     With ``load_args: {lazy: true}`` the segments are not read at load time: the
     store's ``segments_mel`` is an ``H5Rows``, a ``RowReader`` that reads rows from the
@@ -133,8 +156,8 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
                 protocol like ``s3://`` (any protocol ``fsspec`` supports; ``s3://``
                 needs the ``s3fs`` package). Without a prefix, or with ``file://``, the
                 file is on the local filesystem. A remote store is downloaded to a
-                temporary local copy on load and uploaded from one on save, in a
-                fresh folder under ``TMPDIR``.
+                temporary local copy under ``TMPDIR``, which later loads reuse while
+                the remote object is unchanged, and is uploaded from one on save.
             save_args: ``dtype`` of the stored segments (``"float16"``, the default,
                 or ``"float32"``); ``compression`` (``None``, ``"gzip"`` or ``"lzf"``)
                 with optional ``compression_opts`` (gzip level); and
@@ -162,6 +185,8 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         protocol, path = get_protocol_and_path(filepath)
         self._protocol = protocol
         self._fs: fsspec.AbstractFileSystem | None = None
+        self._local: _LocalCopy | None = None
+        self._lock = threading.Lock()
         if protocol == "file":
             self._filepath: Path | str = Path(path)
         else:
@@ -193,32 +218,50 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
             "load_args": self._load_args,
         }
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled or deep-copied dataset (a ParallelRunner worker, Kedro's _copy) keeps
+        # no share of this one's local copy: what it downloads is its own to remove.
+        state = self.__dict__.copy()
+        state["_local"] = None
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _release(self) -> None:
+        # Kedro releases the dataset after the last node that loads it in a run: its
+        # copy's room in TMPDIR is freed then (a lazy store still in use keeps it).
+        with self._lock:
+            self._local = None
+
     def _exists(self) -> bool:
         if self._fs is None:
             return self._filepath.is_file()
-        return self._fs.isfile(self._remote_path)
+        info = self._remote_info()
+        return info is not None and info.get("type") == "file"
 
     def _load(self) -> MelFeatureStore:
         if self._fs is None:
             return load_store_file(self._filepath, self._load_options)
-        if not self._fs.isfile(self._remote_path):
-            raise DatasetError(f"The mel feature store does not exist at {self._filepath}; {BUILD_HINT}.")
-        tmpdir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-        local = Path(tmpdir) / PurePosixPath(self._remote_path).name
+        local = self._local_copy()
         try:
-            self._download(local)
-            store = load_store_file(local, self._load_options)
+            store = load_store_file(local.path, self._load_options)
         except DatasetError as exc:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-            raise DatasetError(str(exc).replace(str(local), self._filepath)) from exc
-        except BaseException:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-            raise
+            # A copy that does not load is not kept for the next load.
+            with self._lock:
+                if self._local is local:
+                    self._local = None
+            path = local.path
+            # The traceback keeps this frame: without the name, the folder goes at once
+            # (unless a lazy store loaded from it earlier still reads it).
+            del local
+            raise DatasetError(str(exc).replace(str(path), self._filepath)) from exc
         if isinstance(store.segments_mel, H5Rows):
-            # The rows read the local copy on demand: it must outlive them, and only them.
-            weakref.finalize(store.segments_mel, _remove_local_copy, tmpdir, os.getpid())
-        else:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            # The rows read the copy on demand: it must outlive them, even once the
+            # dataset has let go of it (object replaced, dataset released or collected).
+            weakref.finalize(store.segments_mel, _hold, local)
         return store
 
     def _save(self, data: MelFeatureStore) -> None:
@@ -230,25 +273,86 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         if self._fs is None:
             save_store_file(self._filepath, data, self._save_options)
             return
-        tmpdir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-        local = Path(tmpdir) / PurePosixPath(self._remote_path).name
+        local = _LocalCopy(PurePosixPath(self._remote_path).name)
         try:
             try:
-                save_store_file(local, data, self._save_options)
+                save_store_file(local.path, data, self._save_options)
             except DatasetError as exc:
-                raise DatasetError(_remote_save_failure(str(exc).replace(str(local), self._filepath), exc)) from exc
-            self._upload(local)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+                message = str(exc).replace(str(local.path), self._filepath)
+                raise DatasetError(_remote_save_failure(message, exc)) from exc
+            self._upload(local.path)
+        except BaseException:
+            local.remove()
+            raise
+        # The file just uploaded is the remote object now: the nodes that load the store
+        # after the one that saved it read this file instead of downloading it again.
+        local.signature = self._uploaded_signature(local.path)
+        with self._lock:
+            self._local = local if local.signature is not None else None
 
-    def _download(self, local: Path) -> None:
+    def _remote_info(self) -> dict[str, Any] | None:
+        """The remote object's fsspec ``info``, None when there is none; a failed look-up
+        (network, endpoint, credentials) is a ``DatasetError``, never None."""
+        # A listing cached earlier would hide an object replaced or removed since.
+        self._fs.invalidate_cache(self._remote_path)
         try:
-            self._fs.get_file(self._remote_path, str(local))
+            return self._fs.info(self._remote_path)
+        except FileNotFoundError:
+            return None
         except Exception as exc:
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise DatasetError(
+                f"Cannot reach the mel feature store at {self._filepath}: {detail}; "
+                f"check the network, the endpoint and the credentials."
+            ) from exc
+
+    def _local_copy(self) -> _LocalCopy:
+        """A local copy of the remote store: the dataset's own while the object is
+        unchanged since it was made, else a new download."""
+        info = self._remote_info()
+        if info is None:
+            raise DatasetError(f"The mel feature store does not exist at {self._filepath}; {BUILD_HINT}.")
+        kind = info.get("type")
+        if kind != "file":
+            what = "a folder" if kind == "directory" else f"not a file (fsspec type {kind!r})"
+            raise DatasetError(
+                f"{self._filepath} is {what}, not a mel feature store file; give the URL of "
+                f"the store's HDF5 file (e.g. .../mel_features.h5)."
+            )
+        signature = _signature(info)
+        # One download for threads loading the store at the same time (ThreadRunner).
+        with self._lock:
+            local = self._local
+            if local is None or local.signature is None or local.signature != signature or not local.path.is_file():
+                local = self._download(signature)
+                self._local = local
+            return local
+
+    def _download(self, signature: tuple[Any, ...] | None) -> _LocalCopy:
+        local = _LocalCopy(PurePosixPath(self._remote_path).name, signature)
+        try:
+            self._fs.get_file(self._remote_path, str(local.path))
+        except Exception as exc:
+            local.remove()
             raise DatasetError(
                 f"Could not download the mel feature store from {self._filepath} to a temporary "
-                f"local copy in {local.parent} (TMPDIR): {type(exc).__name__}: {exc}"
+                f"local copy in {local.path.parent} (TMPDIR): {type(exc).__name__}: {exc}"
             ) from exc
+        except BaseException:
+            local.remove()
+            raise
+        return local
+
+    def _uploaded_signature(self, local: Path) -> tuple[Any, ...] | None:
+        try:
+            info = self._fs.info(self._remote_path)
+        except Exception:
+            # The store is saved; without the object's signature the next load downloads it.
+            return None
+        # An object another writer uploaded in between must not pass for this file.
+        if info.get("size") != local.stat().st_size:
+            return None
+        return _signature(info)
 
     def _upload(self, local: Path) -> None:
         try:
@@ -264,9 +368,32 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
             self._fs.invalidate_cache(self._remote_path)
 
 
+class _LocalCopy:
+    """A remote store's file in a temporary folder of its own, with the remote object's
+    ``signature`` when they were the same (None: not to be reused). The folder is
+    removed when the copy is garbage-collected, at the latest when Python exits."""
+
+    def __init__(self, name: str, signature: tuple[Any, ...] | None = None) -> None:
+        folder = tempfile.mkdtemp(prefix=TEMP_PREFIX)
+        self.path = Path(folder) / name
+        self.signature = signature
+        self.remove = weakref.finalize(self, _remove_local_copy, folder, os.getpid())
+
+
+def _hold(local: _LocalCopy) -> None:
+    """Nothing to do: a finalizer holding ``local`` keeps it until its referent is collected."""
+
+
+def _signature(info: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What tells this version of a remote object from another; None when its filesystem
+    reports nothing that changes with the object (the size alone proves nothing)."""
+    changes = tuple((key, info[key]) for key in _CHANGE_KEYS if info.get(key) is not None)
+    return (info.get("size"), *changes) if changes else None
+
+
 def _remove_local_copy(tmpdir: str, owner_pid: int) -> None:
-    # A forked worker inherits the finalizer; only the process that downloaded the
-    # copy removes it, or a worker ending would pull the file from under its parent.
+    # A forked worker inherits the finalizer; only the process that made the copy
+    # removes it, or a worker ending would pull the file from under its parent.
     if os.getpid() == owner_pid:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
