@@ -369,13 +369,13 @@ def test_full_local_disk_on_remote_save_points_at_tmpdir(url, store, own_tmpdir,
 
 
 def test_a_forked_process_never_removes_its_parents_copy(tmp_path):
-    from leak_detection.datasets.mel_feature_store_dataset import _remove_local_copy
+    from leak_detection.datasets.remote_copy import remove_local_copy
 
     copy = tmp_path / "leak-detection-store-x"
     copy.mkdir()
-    _remove_local_copy(str(copy), os.getpid() + 1)
+    remove_local_copy(str(copy), os.getpid() + 1)
     assert copy.is_dir()
-    _remove_local_copy(str(copy), os.getpid())
+    remove_local_copy(str(copy), os.getpid())
     assert not copy.exists()
 
 

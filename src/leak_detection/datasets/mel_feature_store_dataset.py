@@ -4,43 +4,24 @@ on the local filesystem or any filesystem fsspec reaches (e.g.: S3, GCS), using 
 This is the Kedro adapter only: the file's layouts (the ragged one it writes, the
 replaced system's fixed-shape one it still reads), the lazy rows and the atomic save
 live in ``leak_detection.features`` (``hdf5_layout``, ``legacy_layout``, ``lazy_rows``,
-``store_file``).
+``store_file``); the local copy that a remote store goes through lives in ``remote_copy``.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
-import tempfile
-import threading
-import weakref
 from copy import deepcopy
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path
 
+from leak_detection.datasets.remote_copy import RemoteFile, with_tmpdir_hint
 from leak_detection.features.hdf5_layout import BUILD_HINT, LoadOptions, SaveOptions
 from leak_detection.features.lazy_rows import H5Rows
 from leak_detection.features.store import MelFeatureStore
 from leak_detection.features.store_file import load_store_file, save_store_file
-
-TEMP_PREFIX = "leak-detection-store-"
-# Where filesystems say that an object changed: S3 (ETag, VersionId, LastModified), GCS
-# (generation, updated), Azure (etag, last_modified), local and SFTP (mtime), memory (created).
-_CHANGE_KEYS = (
-    "ETag",
-    "etag",
-    "VersionId",
-    "generation",
-    "LastModified",
-    "last_modified",
-    "updated",
-    "mtime",
-    "created",
-)
 
 
 class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
@@ -185,20 +166,19 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         protocol, path = get_protocol_and_path(filepath)
         self._protocol = protocol
         self._fs: fsspec.AbstractFileSystem | None = None
-        self._local: _LocalCopy | None = None
-        self._lock = threading.Lock()
+        self._remote: RemoteFile | None = None
         if protocol == "file":
             self._filepath: Path | str = Path(path)
         else:
             # Messages (and StoreContractHook, which reads _filepath) name the store by
             # its URL, not by the path fsspec uses without the protocol.
-            self._remote_path = path
             self._filepath = f"{protocol}://{path}"
             try:
                 self._fs = fsspec.filesystem(protocol, **deepcopy(credentials or {}), **deepcopy(fs_args or {}))
             except (ImportError, ValueError) as exc:
                 # fsspec says which package a protocol needs ("Install s3fs to access S3").
                 raise DatasetError(f"MelFeatureStoreDataset cannot reach {self._filepath}: {exc}") from exc
+            self._remote = RemoteFile(self._fs, path, self._filepath)
         self.metadata = metadata
 
         self._save_args = {**self.DEFAULT_SAVE_ARGS, **deepcopy(save_args or {})}
@@ -218,41 +198,26 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
             "load_args": self._load_args,
         }
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A pickled or deep-copied dataset (a ParallelRunner worker, Kedro's _copy) keeps
-        # no share of this one's local copy: what it downloads is its own to remove.
-        state = self.__dict__.copy()
-        state["_local"] = None
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
     def _release(self) -> None:
         # Kedro releases the dataset after the last node that loads it in a run: its
         # copy's room in TMPDIR is freed then (a lazy store still in use keeps it).
-        with self._lock:
-            self._local = None
+        if self._remote is not None:
+            self._remote.release()
 
     def _exists(self) -> bool:
-        if self._fs is None:
+        if self._remote is None:
             return self._filepath.is_file()
-        info = self._remote_info()
-        return info is not None and info.get("type") == "file"
+        return self._remote.is_file()
 
     def _load(self) -> MelFeatureStore:
-        if self._fs is None:
+        if self._remote is None:
             return load_store_file(self._filepath, self._load_options)
-        local = self._local_copy()
+        local = self._remote.local_copy(f"The mel feature store does not exist at {self._filepath}; {BUILD_HINT}.")
         try:
             store = load_store_file(local.path, self._load_options)
         except DatasetError as exc:
             # A copy that does not load is not kept for the next load.
-            with self._lock:
-                if self._local is local:
-                    self._local = None
+            self._remote.discard(local)
             path = local.path
             # The traceback keeps this frame: without the name, the folder goes at once
             # (unless a lazy store loaded from it earlier still reads it).
@@ -261,7 +226,7 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         if isinstance(store.segments_mel, H5Rows):
             # The rows read the copy on demand: it must outlive them, even once the
             # dataset has let go of it (object replaced, dataset released or collected).
-            weakref.finalize(store.segments_mel, _hold, local)
+            local.outlive(store.segments_mel)
         return store
 
     def _save(self, data: MelFeatureStore) -> None:
@@ -270,144 +235,20 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
                 f"MelFeatureStoreDataset at {self._filepath} can only save a MelFeatureStore; "
                 f"got {type(data).__name__}."
             )
-        if self._fs is None:
+        if self._remote is None:
             save_store_file(self._filepath, data, self._save_options)
             return
-        local = _LocalCopy(PurePosixPath(self._remote_path).name)
+        local = self._remote.new_copy()
         try:
             try:
                 save_store_file(local.path, data, self._save_options)
             except DatasetError as exc:
                 message = str(exc).replace(str(local.path), self._filepath)
-                raise DatasetError(_remote_save_failure(message, exc)) from exc
-            self._upload(local.path)
+                raise DatasetError(with_tmpdir_hint(message, exc)) from exc
+            self._remote.upload(local)
         except BaseException:
             local.remove()
             raise
-        # The file just uploaded is the remote object now: the nodes that load the store
-        # after the one that saved it read this file instead of downloading it again.
-        local.signature = self._uploaded_signature(local.path)
-        with self._lock:
-            self._local = local if local.signature is not None else None
-
-    def _remote_info(self) -> dict[str, Any] | None:
-        """The remote object's fsspec ``info``, None when there is none; a failed look-up
-        (network, endpoint, credentials) is a ``DatasetError``, never None."""
-        # A listing cached earlier would hide an object replaced or removed since.
-        self._fs.invalidate_cache(self._remote_path)
-        try:
-            return self._fs.info(self._remote_path)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-            raise DatasetError(
-                f"Cannot reach the mel feature store at {self._filepath}: {detail}; "
-                f"check the network, the endpoint and the credentials."
-            ) from exc
-
-    def _local_copy(self) -> _LocalCopy:
-        """A local copy of the remote store: the dataset's own while the object is
-        unchanged since it was made, else a new download."""
-        info = self._remote_info()
-        if info is None:
-            raise DatasetError(f"The mel feature store does not exist at {self._filepath}; {BUILD_HINT}.")
-        kind = info.get("type")
-        if kind != "file":
-            what = "a folder" if kind == "directory" else f"not a file (fsspec type {kind!r})"
-            raise DatasetError(
-                f"{self._filepath} is {what}, not a mel feature store file; give the URL of "
-                f"the store's HDF5 file (e.g. .../mel_features.h5)."
-            )
-        signature = _signature(info)
-        # One download for threads loading the store at the same time (ThreadRunner).
-        with self._lock:
-            local = self._local
-            if local is None or local.signature is None or local.signature != signature or not local.path.is_file():
-                local = self._download(signature)
-                self._local = local
-            return local
-
-    def _download(self, signature: tuple[Any, ...] | None) -> _LocalCopy:
-        local = _LocalCopy(PurePosixPath(self._remote_path).name, signature)
-        try:
-            self._fs.get_file(self._remote_path, str(local.path))
-        except Exception as exc:
-            local.remove()
-            raise DatasetError(
-                f"Could not download the mel feature store from {self._filepath} to a temporary "
-                f"local copy in {local.path.parent} (TMPDIR): {type(exc).__name__}: {exc}"
-            ) from exc
-        except BaseException:
-            local.remove()
-            raise
-        return local
-
-    def _uploaded_signature(self, local: Path) -> tuple[Any, ...] | None:
-        try:
-            info = self._fs.info(self._remote_path)
-        except Exception:
-            # The store is saved; without the object's signature the next load downloads it.
-            return None
-        # An object another writer uploaded in between must not pass for this file.
-        if info.get("size") != local.stat().st_size:
-            return None
-        return _signature(info)
-
-    def _upload(self, local: Path) -> None:
-        try:
-            self._fs.put_file(str(local), self._remote_path)
-        except Exception as exc:
-            raise DatasetError(
-                f"Failed to upload the mel feature store to {self._filepath}: {type(exc).__name__}: {exc}. "
-                f"An object store publishes an object only once its upload completes, so a store "
-                f"already there is untouched."
-            ) from exc
-        finally:
-            # A listing cached before the upload would hide the new object from _exists.
-            self._fs.invalidate_cache(self._remote_path)
-
-
-class _LocalCopy:
-    """A remote store's file in a temporary folder of its own, with the remote object's
-    ``signature`` when they were the same (None: not to be reused). The folder is
-    removed when the copy is garbage-collected, at the latest when Python exits."""
-
-    def __init__(self, name: str, signature: tuple[Any, ...] | None = None) -> None:
-        folder = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-        self.path = Path(folder) / name
-        self.signature = signature
-        self.remove = weakref.finalize(self, _remove_local_copy, folder, os.getpid())
-
-
-def _hold(local: _LocalCopy) -> None:
-    """Nothing to do: a finalizer holding ``local`` keeps it until its referent is collected."""
-
-
-def _signature(info: dict[str, Any]) -> tuple[Any, ...] | None:
-    """What tells this version of a remote object from another; None when its filesystem
-    reports nothing that changes with the object (the size alone proves nothing)."""
-    changes = tuple((key, info[key]) for key in _CHANGE_KEYS if info.get(key) is not None)
-    return (info.get("size"), *changes) if changes else None
-
-
-def _remove_local_copy(tmpdir: str, owner_pid: int) -> None:
-    # A forked worker inherits the finalizer; only the process that made the copy
-    # removes it, or a worker ending would pull the file from under its parent.
-    if os.getpid() == owner_pid:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-def _remote_save_failure(message: str, exc: BaseException) -> str:
-    cause: BaseException | None = exc
-    while cause is not None and getattr(cause, "errno", None) != errno.ENOSPC:
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return message
-    return (
-        f"{message} The store is written to a temporary local copy in {tempfile.gettempdir()} "
-        f"before its upload: point TMPDIR at a disk with room for it."
-    )
 
 
 def _check_keys(kind: str, args: dict[str, Any], allowed: tuple[str, ...]) -> None:
