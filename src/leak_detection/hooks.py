@@ -65,7 +65,11 @@ class FeatureStoreGuardHook:
         if named is None or "mel_features" not in pipeline.all_outputs():
             return
         # The catalog's dataset knows the store's protocol and credentials (a store in a bucket too).
-        if catalog.exists("mel_features"):
+        try:
+            exists = catalog.exists("mel_features")
+        except DatasetError as exc:  # out of reach: Kedro's wrapper would name the dataset's whole repr
+            raise DatasetError(f"feature_store={named}: {exc.__cause__ or exc}") from exc
+        if exists:
             raise ValueError(
                 f"feature_store={named} names an existing store, and this pipeline would "
                 "extract features again and replace it. To train from it, run "

@@ -289,10 +289,11 @@ def test_guard_hook_stops_a_run_when_the_store_cannot_be_reached(url, monkeypatc
     monkeypatch.setattr(dataset._fs, "info", lambda path, **kwargs: (_ for _ in ()).throw(ConnectionError("refused")))
     catalog = DataCatalog(datasets={"mel_features": dataset})
     extraction = pipeline([node(lambda: None, inputs=None, outputs="mel_features")])
-    with pytest.raises(DatasetError, match=f"Cannot reach the mel feature store at {url}"):
+    with pytest.raises(DatasetError, match=f"Cannot reach the mel feature store at {url}") as refused:
         FeatureStoreGuardHook().before_pipeline_run(
             run_params={"runtime_params": {"feature_store": url}}, pipeline=extraction, catalog=catalog
         )
+    assert str(refused.value).startswith(f"feature_store={url}: ") and "exists check" not in str(refused.value)
 
 
 def test_remote_save_keeps_the_save_args(url, store):

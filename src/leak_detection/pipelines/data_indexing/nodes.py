@@ -165,7 +165,8 @@ def summarise_classes(file_targets: pd.DataFrame, mode: str) -> dict[str, Any]:
     unscored = {n: [s for s in ("validation", "test") if counts.at[n, s] == 0] for n in names}
     unscored = {n: s for n, s in unscored.items() if s}
     if unscored:
-        logger.warning("%s: classes with training but no %s recordings cannot be scored there", mode, unscored)
+        missing = "; ".join(f"{name} has no {' or '.join(splits)} files" for name, splits in unscored.items())
+        logger.warning("%s: %s, so it cannot be scored there (it is still trained on)", mode, missing)
     training = file_targets[file_targets["split"] == "train"]
     segments = training.groupby("target_name")["n_long_segments"].sum().reindex(names).astype(int)
     n_segments = int(segments.sum())
