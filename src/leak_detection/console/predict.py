@@ -15,7 +15,6 @@ from kedro.io.core import DatasetError
 from leak_detection.console.catalog import kedro_quiet
 from leak_detection.console.errors import explain_load_failure
 from leak_detection.console.project import PROJECT_ENV, RecordingLocation, find_project
-from leak_detection.features.familiarity import unfamiliar_advice
 from leak_detection.runs.predictions_output import FORCE_PARAM, PredictionsOutputError, check_predictions_output
 
 TABLE_COLUMNS = [
@@ -156,9 +155,6 @@ def predict(
         f"{(table['error'] != '').sum()} not readable; written to {output_path}",
         err=True,
     )
-    n_unfamiliar = int((table.get("unfamiliar", pd.Series(dtype=str)).astype(str) == "True").sum())
-    if n_unfamiliar:
-        click.echo(unfamiliar_advice(n_unfamiliar, int((table["error"] == "").sum())), err=True)
 
 
 def _run_predict(project_path: Path, mode: str, model_version: str | None, runtime_params: dict) -> None:
