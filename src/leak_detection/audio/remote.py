@@ -62,9 +62,16 @@ def kind(url: str, storage_options: dict[str, Any]) -> str | None:
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
-        raise DatasetError(
-            f"Cannot reach {url}: {type(exc).__name__}: {exc}; check the network, the endpoint and the credentials"
-        ) from exc
+        raise unreachable(url, exc) from exc
+
+
+def unreachable(url: str, exc: BaseException, what: str = "") -> DatasetError:
+    """The one-line error for storage that could not be asked (network, endpoint, credentials).
+
+    ``what`` names the thing at ``url`` ("the mel feature store at "), or nothing.
+    """
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return DatasetError(f"Cannot reach {what}{url}: {detail}; check the network, the endpoint and the credentials")
 
 
 def list_remote(url: str, storage_options: dict[str, Any], extensions: Iterable[str]) -> list[RemoteFile]:
