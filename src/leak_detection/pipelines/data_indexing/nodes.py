@@ -166,7 +166,7 @@ def summarise_classes(file_targets: pd.DataFrame, mode: str) -> dict[str, Any]:
     unscored = {n: s for n, s in unscored.items() if s}
     if unscored:
         missing = "; ".join(f"{name} has no {' or '.join(splits)} files" for name, splits in unscored.items())
-        logger.warning("%s: %s, so it cannot be scored there (it is still trained on)", mode, missing)
+        logger.warning("%s: %s; a class is still trained on but not scored where it has no files", mode, missing)
     training = file_targets[file_targets["split"] == "train"]
     segments = training.groupby("target_name")["n_long_segments"].sum().reindex(names).astype(int)
     n_segments = int(segments.sum())
