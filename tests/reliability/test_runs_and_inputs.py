@@ -282,6 +282,12 @@ def test_kedro_run_predict_with_force_may_replace_a_foreign_file(project, tmp_pa
     assert runner.reached
 
 
+@pytest.mark.parametrize("url", ["s3://utility-data/calls.csv", "memory:///calls.csv"])
+def test_a_predictions_output_in_object_storage_is_refused_saying_it_is_written_locally(project, url):
+    with pytest.raises(PredictionsOutputError, match=f"predictions output {url}: .*local path"):
+        check_predictions_output(url, project)
+
+
 def test_a_binary_file_is_never_taken_for_a_predictions_csv(project, tmp_path, make_wav):
     with pytest.raises(PredictionsOutputError, match="not a predictions CSV"):
         check_predictions_output(make_wav(tmp_path / "a.wav"), project)

@@ -48,6 +48,11 @@ def check_predictions_output(
     (not even with ``force``); only into an existing folder; over an existing file
     only when it is a predictions CSV, unless ``force``.
     """
+    if "://" in str(output):
+        raise PredictionsOutputError(
+            f"predictions output {output}: predictions are written to a local file; give a local path "
+            "and copy the CSV to object storage afterwards"
+        )
     target = Path(output).resolve()
     models = (Path(project_path) / MODELS_FOLDER).resolve()
     if target.is_relative_to(models):
