@@ -1,5 +1,7 @@
-"""The mode comparison never silently describes models that are no longer the latest."""
+"""The mode comparison never silently describes models that are no longer the latest; the feature
+store guard refuses to extract into a store the user named."""
 
+import pytest
 from kedro.io import DataCatalog, MemoryDataset
 
 from leak_detection.hooks import ModeComparisonHook
@@ -66,3 +68,34 @@ def test_every_session_applies_the_process_settings_once_its_context_exists(monk
     assert len(registered) == 1
     registered[0].after_context_created()
     assert applied == [True]
+
+
+def guard(named, dataset_path):
+    """``FeatureStoreGuardHook`` before an extraction run given ``--params feature_store=named``."""
+    from kedro.pipeline import node, pipeline
+
+    from leak_detection.datasets import MelFeatureStoreDataset
+    from leak_detection.hooks import FeatureStoreGuardHook
+
+    catalog = DataCatalog({"mel_features": MelFeatureStoreDataset(filepath=dataset_path)})
+    extraction = pipeline([node(lambda: None, inputs=None, outputs="mel_features")])
+    FeatureStoreGuardHook().before_pipeline_run(
+        run_params={"runtime_params": {"feature_store": named}}, pipeline=extraction, catalog=catalog
+    )
+
+
+def test_an_existing_local_folder_named_as_the_store_is_refused_before_extraction(tmp_path):
+    folder = tmp_path / "my_store"
+    folder.mkdir()
+    # The dataset answers for a file only: the folder is refused by its name.
+    for named in (str(folder), f"file://{folder}"):
+        with pytest.raises(ValueError, match=f"feature_store={named} names an existing store"):
+            guard(named, folder)
+
+
+def test_an_existing_store_file_is_refused_and_a_new_path_is_not(tmp_path):
+    store = tmp_path / "mel_features.h5"
+    store.write_bytes(b"")
+    with pytest.raises(ValueError, match="names an existing store"):
+        guard(str(store), store)
+    guard(str(tmp_path / "new.h5"), tmp_path / "new.h5")

@@ -18,6 +18,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
 from kedro.io import DatasetError
+from kedro.io.core import get_protocol_and_path
 
 from leak_detection.audio.remote import is_remote
 from leak_detection.demo.recordings import demo_is_complete, generate_demo_recordings
@@ -69,7 +70,9 @@ class FeatureStoreGuardHook:
             exists = catalog.exists("mel_features")
         except DatasetError as exc:  # out of reach: Kedro's wrapper would name the dataset's whole repr
             raise DatasetError(f"feature_store={named}: {exc.__cause__ or exc}") from exc
-        if exists:
+        # The dataset answers for a file: a local folder of that name must not be extracted into either.
+        protocol, path = get_protocol_and_path(str(named))
+        if exists or (protocol == "file" and Path(path).exists()):
             raise ValueError(
                 f"feature_store={named} names an existing store, and this pipeline would "
                 "extract features again and replace it. To train from it, run "

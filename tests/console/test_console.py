@@ -13,7 +13,7 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError, VersionNotFoundError
 
 from leak_detection import console
-from leak_detection.console.catalog import default_version
+from leak_detection.console.catalog import default_version, load_version, saved_versions
 from leak_detection.console.models import model_table
 
 VERSION = "2026-01-01T00.00.00.000Z"
@@ -126,8 +126,93 @@ def test_a_model_store_out_of_reach_is_a_failure_not_no_model_yet(tmp_path, monk
         raise ConnectionError("connection refused")
 
     monkeypatch.setattr(catalog.get("binary.model"), "_glob_function", refused)
-    with pytest.raises(DatasetError, match="Cannot list the versions of memory:///.*ConnectionError"):
+    with pytest.raises(DatasetError, match="Cannot reach the version folders of memory:///.*ConnectionError"):
         default_version(catalog, "binary")
+
+
+def refuse(monkeypatch, *methods):
+    """The memory filesystem (the bucket in these tests) refusing ``methods`` as a store out of reach does."""
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("connection refused")
+
+    memory = fsspec.filesystem("memory")
+    for method in methods:
+        monkeypatch.setattr(memory, method, refused)
+
+
+def test_a_bucket_out_of_reach_is_never_no_model_or_no_version(tmp_path, monkeypatch):
+    root = f"memory:///outage-{tmp_path.name}"
+    write_version(root, "binary", VERSION, {"threshold": 0.5})
+    catalog = catalog_at(root)
+    # What an outage does: every call fails, and fsspec's own find (under glob) and exists
+    # swallow the failure, answering nothing found.
+    refuse(monkeypatch, "info", "ls", "_open")
+    memory = fsspec.filesystem("memory")
+    monkeypatch.setattr(memory, "find", lambda *args, detail=False, **kwargs: {} if detail else [])
+    monkeypatch.setattr(memory, "exists", lambda *args, **kwargs: False)
+    listing = f"Cannot reach the version folders of {root}/data/06_models/binary/"
+    for ask in (lambda: default_version(catalog, "binary"), lambda: model_table(catalog, ("binary",))):
+        with pytest.raises(DatasetError, match=listing):
+            ask()
+    with pytest.raises(DatasetError, match=f"{listing}model_meta.json: ConnectionError"):
+        saved_versions(catalog, "binary")
+    meta = f"{root}/data/06_models/binary/model_meta.json/{VERSION}/model_meta.json"
+    with pytest.raises(DatasetError) as caught:
+        load_version(catalog, "binary.model_meta", VERSION)
+    assert str(caught.value).startswith(f"Cannot reach {meta}: ConnectionError: connection refused; check the network")
+
+
+@pytest.mark.parametrize(("method", "failing"), [("info", "best.pth"), ("_open", "best.pth")])
+def test_a_model_file_that_cannot_be_looked_up_or_read_is_a_failure_naming_it(tmp_path, monkeypatch, method, failing):
+    root = f"memory:///flaky-{tmp_path.name}"
+    write_version(root, "binary", VERSION, {"threshold": 0.5})
+    catalog = catalog_at(root)
+    refuse(monkeypatch, method)
+    # The listing still answers: the version is there, never "no model yet" nor a version skipped as broken.
+    assert saved_versions(catalog, "binary") == [VERSION]
+    url = f"{root}/data/06_models/binary/{failing}/{VERSION}/{failing}"
+    for ask in (lambda: default_version(catalog, "binary"), lambda: model_table(catalog, ("binary",))):
+        with pytest.raises(DatasetError, match=f"^Cannot reach {url}: ConnectionError"):
+            ask()
+
+
+def test_a_meta_that_cannot_be_read_is_a_failure_not_a_missing_version(tmp_path, monkeypatch):
+    root = f"memory:///unreadable-{tmp_path.name}"
+    write_version(root, "binary", VERSION, {"threshold": 0.5})
+    catalog = catalog_at(root)
+    refuse(monkeypatch, "_open")
+    with pytest.raises(DatasetError, match=f"^Cannot reach {root}/data/06_models/binary/model_meta.json/{VERSION}/"):
+        load_version(catalog, "binary.model_meta", VERSION)
+
+
+def test_listing_does_not_take_fsspec_exists_at_its_word(tmp_path, monkeypatch):
+    root = f"memory:///listed-{tmp_path.name}"
+    write_version(root, "binary", VERSION, {"threshold": 0.5})
+    catalog = catalog_at(root)
+    # fsspec's exists answers False on any failure: the versions a glob found are there all the same.
+    monkeypatch.setattr(fsspec.filesystem("memory"), "exists", lambda *args, **kwargs: False)
+    assert saved_versions(catalog, "binary") == [VERSION]
+    assert default_version(catalog, "binary") == VERSION
+
+
+@pytest.mark.parametrize("where", ["local", "bucket"])
+@pytest.mark.parametrize("content", [b"", b'{"threshold": 0.'])
+def test_an_empty_or_corrupt_meta_is_listed_as_unreadable_and_not_the_default(tmp_path, where, content, caplog):
+    root = tmp_path.as_posix() if where == "local" else f"memory:///corrupt-{tmp_path.name}"
+    later = "2026-02-01T00.00.00.000Z"
+    write_version(root, "binary", VERSION, {"threshold": 0.5})
+    write_version(root, "binary", later, {"threshold": 0.4})
+    fs, base = fsspec.core.url_to_fs(root)
+    fs.pipe(f"{base}/data/06_models/binary/model_meta.json/{later}/model_meta.json", content)
+    catalog = catalog_at(root)
+    assert load_version(catalog, "binary.model_meta", later) is None
+    assert default_version(catalog, "binary") == VERSION
+    table = model_table(catalog, ("binary",))
+    assert list(table["version"]) == [later, VERSION]
+    assert list(table["origin"]) == ["unreadable meta", "trained"]
+    assert list(table["default"]) == ["", "yes"]
+    assert f"Skipping version {later}" in caplog.text
 
 
 def test_a_mode_with_no_version_says_none_has_been_saved(tmp_path):

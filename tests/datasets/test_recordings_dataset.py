@@ -94,3 +94,10 @@ def test_a_manifest_row_naming_a_link_out_of_the_folder_is_rejected_not_read(tmp
 def test_missing_folder_names_the_override(tmp_path):
     with pytest.raises(DatasetError, match="recordings_dir"):
         RecordingsDataset(path=tmp_path / "nope").load()
+
+
+def test_a_file_url_is_the_local_folder(tmp_path, make_wav):
+    make_wav(tmp_path / "LEAK" / "a.wav")
+    recordings = RecordingsDataset(path=f"file://{tmp_path}/").load()
+    assert recordings.root == tmp_path and list(recordings.table["file_id"]) == ["LEAK/a.wav"]
+    assert RecordingsDataset(path=f"local://{tmp_path}").exists()

@@ -12,6 +12,7 @@ import fsspec
 import pytest
 from kedro.io.core import DatasetError
 
+from leak_detection.audio.remote import unreachable
 from leak_detection.datasets.remote_copy import TEMP_PREFIX, LocalCopy, RemoteFile, signature
 
 MEMORY = fsspec.filesystem("memory")
@@ -40,6 +41,18 @@ def test_a_missing_object_is_none_and_not_a_file(remote):
     assert not remote.is_file()
     with pytest.raises(DatasetError, match="^nothing here$"):
         remote.local_copy("nothing here")
+
+
+def test_a_look_up_that_fails_is_the_projects_one_cannot_reach_line(remote, monkeypatch):
+    def refused(path, **kwargs):
+        raise ConnectionError("connection\nrefused")
+
+    monkeypatch.setattr(remote.fs, "info", refused)
+    with pytest.raises(DatasetError) as caught:
+        remote.is_file()
+    expected = unreachable(remote.url, ConnectionError("connection refused"), what="the mel feature store at ")
+    assert str(caught.value) == str(expected)  # on one line
+    assert str(caught.value).startswith(f"Cannot reach the mel feature store at {remote.url}: ConnectionError")
 
 
 def test_an_unchanged_object_is_downloaded_once_and_a_changed_one_again(remote, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import errno
 import gc
+import importlib
 import os
 import pickle
 import tempfile
@@ -18,7 +19,7 @@ import pytest
 from kedro.io.core import DatasetError, Version
 from onnx import TensorProto, helper
 
-from leak_detection.datasets import MelFeatureStoreDataset, OnnxModelDataset
+from leak_detection.datasets import MelFeatureStoreDataset, OnnxModelDataset, TorchModelDataset
 from leak_detection.features.hdf5_layout import BUILD_HINT
 from leak_detection.features.lazy_rows import H5Rows
 from tests.conftest import synthetic_store
@@ -473,7 +474,100 @@ def test_onnx_local_save_is_still_atomic_and_versioned(tmp_path, monkeypatch):
 
     dataset = OnnxModelDataset(filepath=tmp_path / "plain.onnx")
     dataset.save(_onnx_bytes("a"))
-    with pytest.raises(DatasetError):
-        dataset.save(b"broken")
+    # A disk that fills up halfway through the write: half the new model is on disk, then it fails.
+    real_open = open
+
+    class HalfWritten:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            return self.handle.__exit__(*exc_info)
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])
+            self.handle.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(
+        "leak_detection.datasets.onnx_model_dataset.open",
+        lambda *args, **kwargs: HalfWritten(real_open(*args, **kwargs)),
+        raising=False,
+    )
+    with pytest.raises(DatasetError, match="No space left on device"):
+        dataset.save(_onnx_bytes("b"))
+    monkeypatch.undo()
     assert dataset.load() == _onnx_bytes("a")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "plain.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "plain.onnx"]  # no temporary file left
+
+
+def test_onnx_remote_save_is_one_upload_and_a_failed_one_leaves_nothing(onnx_url, monkeypatch):
+    older, newer = "2024-01-01T00.00.00.000Z", "2024-02-01T00.00.00.000Z"
+    OnnxModelDataset(filepath=onnx_url, version=Version(None, older)).save(_onnx_bytes("a"))
+
+    def dropped(path, value, **kwargs):
+        raise ConnectionError("connection reset by peer")
+
+    # Not fs.open: its file object would flush what it holds on the way out of a failed write.
+    monkeypatch.setattr(MEMORY, "open", lambda *args, **kwargs: pytest.fail("saved through fs.open"))
+    monkeypatch.setattr(MEMORY, "pipe_file", dropped)
+    with pytest.raises(DatasetError, match="connection reset by peer"):
+        OnnxModelDataset(filepath=onnx_url, version=Version(None, newer)).save(_onnx_bytes("b"))
+    monkeypatch.undo()
+    latest = OnnxModelDataset(filepath=onnx_url, version=Version(None, None))
+    assert latest.list_versions(full_path=False) == [older]
+    assert latest.load() == _onnx_bytes("a")
+
+
+def _refused(*args, **kwargs):
+    raise ConnectionError("connection refused")
+
+
+def test_an_onnx_store_out_of_reach_is_a_failure_naming_it_never_a_missing_model(onnx_url, monkeypatch):
+    version = "2024-01-01T00.00.00.000Z"
+    OnnxModelDataset(filepath=onnx_url, version=Version(None, version)).save(_onnx_bytes())
+    pinned = OnnxModelDataset(filepath=onnx_url, version=Version(version, None))
+    monkeypatch.setattr(MEMORY, "info", _refused)
+    with pytest.raises(DatasetError, match=f"Cannot reach {onnx_url}/{version}/model.onnx: ConnectionError"):
+        pinned.exists()
+    monkeypatch.setattr(MEMORY, "_open", _refused)
+    with pytest.raises(DatasetError) as caught:
+        pinned.load()
+    assert str(caught.value).startswith(f"Cannot reach {onnx_url}/{version}/model.onnx: ConnectionError")
+    # The listing: fsspec's find answers nothing when it cannot list, so the folder is asked directly.
+    monkeypatch.setattr(MEMORY, "find", lambda *args, detail=False, **kwargs: {} if detail else [])
+    with pytest.raises(DatasetError, match=f"Cannot reach the version folders of {onnx_url}: ConnectionError"):
+        OnnxModelDataset(filepath=onnx_url, version=Version(None, None)).load()
+
+
+def test_an_onnx_model_that_is_not_there_says_how_to_export_one(onnx_url):
+    with pytest.raises(DatasetError, match=f"There is no ONNX model at {onnx_url}; export one with"):
+        OnnxModelDataset(filepath=onnx_url).load()
+
+
+@pytest.mark.parametrize(
+    ("make", "url"),
+    [
+        (lambda url: MelFeatureStoreDataset(filepath=url), "s3://bucket/04_feature/mel_features.h5"),
+        (lambda url: OnnxModelDataset(filepath=url), "s3://bucket/06_models/binary/model.onnx"),
+        (lambda url: TorchModelDataset(filepath=url), "s3://bucket/06_models/binary/best.pth"),
+    ],
+    ids=["mel_feature_store", "onnx", "torch"],
+)
+def test_a_missing_s3fs_names_the_url_and_the_extra_not_the_network(monkeypatch, make, url):
+    # As on a machine without s3fs, whether or not this one has it.
+    registry = importlib.import_module("fsspec.registry")  # the module: fsspec.registry is its mapping
+    monkeypatch.delitem(registry._registry, "s3", raising=False)
+    monkeypatch.setitem(
+        registry.known_implementations,
+        "s3",
+        {"class": "s3fs_not_installed.S3FileSystem", "err": "Install s3fs to access S3"},
+    )
+    with pytest.raises(DatasetError) as caught:
+        make(url)
+    message = str(caught.value)
+    assert message.startswith(f"Cannot open {url}: Install s3fs to access S3")
+    assert 'pip install -e ".[s3]"' in message and "reach" not in message and "\n" not in message

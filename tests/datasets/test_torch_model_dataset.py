@@ -258,6 +258,53 @@ def test_remote_protocol_writes_through_fsspec(monkeypatch):
             fs.rm("/leak-detection-test", recursive=True)
 
 
+def _refused(*args, **kwargs):
+    raise ConnectionError("connection refused")
+
+
+def test_a_store_out_of_reach_is_a_failure_naming_the_url_never_a_missing_model(monkeypatch):
+    url = "memory:///leak-detection-outage/best.pth"
+    fs = TorchModelDataset(filepath=url)._fs
+    try:
+        TorchModelDataset(filepath=url, version=Version(None, OLDER)).save(_model(0).state_dict())
+        pinned = TorchModelDataset(filepath=url, version=Version(OLDER, None))
+        monkeypatch.setattr(fs, "info", _refused)
+        at_version = f"Cannot reach {url}/{OLDER}/best.pth: ConnectionError: connection refused"
+        for ask in (pinned.exists, pinned.load):
+            with pytest.raises(DatasetError, match=at_version) as caught:
+                ask()
+            assert "does not exist" not in str(caught.value) and "no model" not in str(caught.value)
+        monkeypatch.undo()
+        # A read that fails is the store's fault, not a corrupt file's.
+        monkeypatch.setattr(fs, "_open", _refused)
+        with pytest.raises(DatasetError) as caught:
+            pinned.load()
+        assert str(caught.value).startswith(at_version) and "corrupted" not in str(caught.value)
+    finally:
+        monkeypatch.undo()
+        fs.rm("/leak-detection-outage", recursive=True)
+
+
+def test_a_remote_save_is_one_upload_and_a_failed_one_leaves_nothing(monkeypatch):
+    url = "memory:///leak-detection-upload/best.pth"
+    dataset = TorchModelDataset(filepath=url, version=Version(None, OLDER))
+    fs = dataset._fs
+    try:
+        # Not fs.open: its file object would flush what it holds on the way out of a failed write.
+        monkeypatch.setattr(fs, "open", lambda *args, **kwargs: pytest.fail("saved through fs.open"))
+        monkeypatch.setattr(fs, "pipe_file", lambda *args, **kwargs: _refused())
+        with pytest.raises(DatasetError, match="connection refused"):
+            dataset.save(_model(0).state_dict())
+        monkeypatch.undo()
+        assert not fs.exists(f"/leak-detection-upload/best.pth/{OLDER}/best.pth")
+        dataset.save(_model(0).state_dict())
+        _assert_same_state(TorchModelDataset(filepath=url, version=Version(None, None)).load(), _model(0).state_dict())
+    finally:
+        monkeypatch.undo()
+        if fs.exists("/leak-detection-upload"):
+            fs.rm("/leak-detection-upload", recursive=True)
+
+
 def test_describe_names_the_file(tmp_path):
     dataset = TorchModelDataset(filepath=tmp_path / "best.pth", version=Version(None, OLDER))
     assert "best.pth" in repr(dataset)

@@ -13,6 +13,7 @@ Extraction (training) and prediction (new recordings) both read through here.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from leak_detection.audio.front_end import AnalysedRecording, FrontEndConfig, analyse_recording
-from leak_detection.audio.recordings import RecordingCollection
+from leak_detection.audio.recordings import RecordingCollection, StorageUnreachable
 from leak_detection.runs.process_settings import torch_threads
 from leak_detection.runs.progress import progress
 
@@ -55,9 +56,13 @@ def resolve_workers(workers: int | str, n_files: int) -> int:
 
 
 def analyse_file(recordings: RecordingCollection, file_id: str, config: FrontEndConfig) -> FileAnalysis:
+    """One file's analysis; a store out of reach stops the run rather than make this file and the next unreadable."""
     try:
         rate, blocks = recordings.open_blocks(file_id)
-        analysed = analyse_recording(blocks, rate, config)
+        with contextlib.closing(blocks):
+            analysed = analyse_recording(blocks, rate, config)
+    except StorageUnreachable:
+        raise
     except Exception as exc:  # noqa: BLE001 - every decoder failure is "unreadable"
         return FileAnalysis(file_id, None, f"unreadable: {type(exc).__name__}: {exc}")
     return FileAnalysis(file_id, analysed, analysed.reason)

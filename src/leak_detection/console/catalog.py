@@ -15,6 +15,8 @@ import click
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError, Version, VersionNotFoundError
 
+from leak_detection.datasets.intact_versions import MISSING
+
 
 @contextlib.contextmanager
 def kedro_quiet() -> Iterator[None]:
@@ -39,11 +41,23 @@ def project_catalog(project: Path) -> DataCatalog:
 
 
 def load_version(catalog: DataCatalog, name: str, version: str) -> Any | None:
-    """``name`` at ``version``, or None when that version is missing or unreadable."""
+    """``name`` at ``version``, or None when that version is missing or its content unreadable
+    (an empty or corrupt meta); a store that cannot be reached is an error, never "no such version"."""
     try:
         return catalog.get(name, version=Version(version, None)).load()
-    except (DatasetError, OSError, ValueError):
-        return None
+    except (DatasetError, OSError, ValueError) as exc:
+        if isinstance(exc, VersionNotFoundError) or isinstance(_root_cause(exc), (*MISSING, ValueError)):
+            return None
+        raise
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    # Kedro wraps what the dataset raised: the innermost cause says what went wrong.
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
 
 
 def default_version(catalog: DataCatalog, mode: str) -> str | None:

@@ -10,15 +10,15 @@ from pathlib import Path
 import click
 
 import leak_detection
-from leak_detection.audio.remote import is_remote
+from leak_detection.audio.remote import location
 from leak_detection.console.catalog import kedro_quiet
 
 PROJECT_ENV = "LEAK_DETECTION_PROJECT"
 
 
 class RecordingLocation(click.ParamType):
-    """An existing local file (or folder, with ``dir_okay``), or an fsspec URL such as ``s3://bucket/week48``,
-    which the reader checks itself."""
+    """An existing local file (or folder, with ``dir_okay``; ``file://`` URLs included), or an fsspec URL such as
+    ``s3://bucket/week48``, which the reader checks itself."""
 
     name = "path"
 
@@ -26,9 +26,8 @@ class RecordingLocation(click.ParamType):
         self._local = click.Path(exists=True, dir_okay=dir_okay, path_type=Path)
 
     def convert(self, value, param, ctx) -> Path | str:
-        if isinstance(value, str) and is_remote(value):
-            return value
-        return self._local.convert(value, param, ctx)
+        found = location(value)
+        return found if isinstance(found, str) else self._local.convert(str(found), param, ctx)
 
 
 def _is_project(path: Path) -> bool:

@@ -16,7 +16,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from leak_detection.audio.recordings import RecordingCollection, audio_extensions
-from leak_detection.audio.remote import is_remote, join_url, kind, list_remote, remote_info
+from leak_detection.audio.remote import join_url, kind, list_remote, location, remote_info
 
 
 class InboxDataset(AbstractDataset[None, RecordingCollection]):
@@ -55,10 +55,15 @@ class InboxDataset(AbstractDataset[None, RecordingCollection]):
         paths = path if isinstance(path, list | tuple) else [path]
         if not paths:
             raise DatasetError("InboxDataset needs at least one file or folder")
-        self._paths = [_location(p) for p in paths]
-        self._labels = _location(labels) if labels else None
+        self._paths = [location(p) for p in paths]
+        self._labels = location(labels) if labels else None
         self._storage_options = {**(credentials or {}), **(fs_args or {})}
         self.metadata = metadata
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec's options (``credentials`` and ``fs_args``) for the URLs read; ``leak-detect explain`` uses them."""
+        return dict(self._storage_options)
 
     def _describe(self) -> dict[str, Any]:
         return {"path": [str(p) for p in self._paths], "labels": str(self._labels) if self._labels else None}
@@ -150,11 +155,6 @@ class InboxDataset(AbstractDataset[None, RecordingCollection]):
                 )
             labels[file_id] = row.label.strip()
         return labels
-
-
-def _location(path: str | os.PathLike) -> Path | str:
-    """A local ``Path``, or the fsspec URL of a remote file or folder."""
-    return str(path).rstrip("/") if is_remote(str(path)) else Path(path)
 
 
 def _parent(location: Path | str) -> Path | str:

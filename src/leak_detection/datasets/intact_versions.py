@@ -6,6 +6,10 @@ bytes, or a model without its meta, and every later run (evaluation, ``leak-dete
 predict``) failed on that folder until it was cleaned by hand. With this mixin an
 unpinned load skips such a version with a warning naming it, and uses the newest one
 that is complete. A version pinned with ``--load-versions`` is loaded as asked.
+
+A store that cannot be asked (network, endpoint, credentials) is an error naming its URL,
+never "no version": fsspec's ``exists`` and ``glob`` answer False and [] on any failure, so
+the checks here use ``info`` and reads, which fail loudly.
 """
 
 from __future__ import annotations
@@ -17,22 +21,64 @@ from collections.abc import Iterable
 from pathlib import PurePath, PurePosixPath
 from typing import Any
 
+import fsspec
 from kedro.io.core import DatasetError, VersionNotFoundError, get_filepath_str, get_protocol_and_path
+
+from leak_detection.audio.remote import LOCAL_PROTOCOLS, unreachable
 
 logger = logging.getLogger(__name__)
 
+# What a filesystem raises for nothing at a path (NotADirectoryError: a file where a folder is expected).
+MISSING = (FileNotFoundError, NotADirectoryError)
 
-class IntactVersionsMixin:
+
+class ListedVersionsMixin:
+    """For a subclass of ``AbstractVersionedDataset`` with ``_fs`` and ``_protocol`` (the
+    kedro-datasets shape): its versions are listed so that a store out of reach is a
+    ``DatasetError`` naming its URL, never an empty list."""
+
+    def _get_versions(self) -> list[str]:
+        try:
+            paths = list(self._glob_function(str(self._get_versioned_path("*"))))
+            if not paths:
+                # fsspec's glob answers [] when its listing fails: asking for the folder itself fails loudly.
+                self._fs.info(get_filepath_str(self._filepath, self._protocol))
+        except MISSING:
+            return []
+        except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
+            raise unreachable(self._url(), exc, what="the version folders of ") from exc
+        # Kedro would keep only the paths for which fs.exists answers True: False for every
+        # version of a store out of reach, which would read as "no model trained yet".
+        return sorted(paths, reverse=True)
+
+    def _url(self) -> str:
+        return display_url(self._protocol, str(self._filepath))
+
+
+class IntactVersionsMixin(ListedVersionsMixin):
     """For a subclass of ``AbstractVersionedDataset`` with ``_fs`` and ``_protocol``
     (the kedro-datasets shape) that sets ``self._paired_with = paired_filepaths(...)``.
 
     A version is intact when this dataset's file and each ``paired_with`` file (other
     versioned datasets saved by the same run, e.g. a model and its meta) exist in that
     version and are readable: not empty, JSON that parses, a PyTorch zip archive with
-    its directory at the end.
+    its directory at the end. A file that cannot be looked up or read is a
+    ``DatasetError`` naming its URL (``unreachable``), on load too.
     """
 
     _paired_with: tuple[PurePosixPath, ...] = ()
+
+    def load(self) -> Any:
+        # Resolved first: the version's own errors already name the URL.
+        url = display_url(self._protocol, get_filepath_str(self._get_load_path(), self._protocol))
+        try:
+            return super().load()
+        except DatasetError as exc:
+            cause = exc.__cause__
+            if cause is None or isinstance(cause, (DatasetError, *MISSING, ValueError)):
+                raise
+            # Kedro's wrapper around what the filesystem raised names neither the URL nor what to check.
+            raise unreachable(url, cause) from cause
 
     def _fetch_latest_load_version(self) -> str:
         if self._cached_load_version is not None:
@@ -52,24 +98,6 @@ class IntactVersionsMixin:
             f"lacks a file or holds an unreadable one (see the warnings above)."
         )
 
-    def _get_versions(self) -> list[str]:
-        try:
-            return super()._get_versions()
-        except VersionNotFoundError as exc:
-            cause = exc.__cause__
-            if cause is None or isinstance(cause, FileNotFoundError):
-                raise
-            # Kedro reports a storage it cannot list as "no versions"; for a bucket out of
-            # reach that would read as "no model trained yet".
-            raise DatasetError(
-                f"Cannot list the versions of {self._url()}: {type(cause).__name__}: {cause}; check the "
-                "network, the endpoint and the credentials"
-            ) from cause
-
-    def _url(self) -> str:
-        path = str(self._filepath)
-        return path if self._protocol == "file" else f"{self._protocol}://{path}"
-
     def _version_problem(self, version: str) -> str | None:
         # The version this run saves: read back right after its own save, while the
         # run is still writing its pair.
@@ -80,11 +108,49 @@ class IntactVersionsMixin:
         paired = (p if p.is_absolute() else PurePosixPath(self._filepath).parent / p for p in self._paired_with)
         for filepath in (self._filepath, *paired):
             path = get_filepath_str(filepath / version / filepath.name, self._protocol)
-            problem = file_problem(self._fs, path)
+            url = display_url(self._protocol, path)
+            problem = file_problem(self._fs, path, url)
             if problem is not None:
-                shown = path if self._protocol == "file" else f"{self._protocol}://{path}"
-                return f"{shown} {problem}"
+                return f"{url} {problem}"
         return None
+
+
+def display_url(protocol: str, path: str) -> str:
+    """``path`` (as fsspec gives it, without its protocol) as a user names it: with its protocol unless local."""
+    return path if protocol in LOCAL_PROTOCOLS or "://" in path else f"{protocol}://{path}"
+
+
+def open_filesystem(protocol: str, path: str, /, **options: Any) -> fsspec.AbstractFileSystem:
+    """``fsspec.filesystem(protocol, **options)``; an unknown protocol or a missing package is a
+    ``DatasetError`` naming the URL and what to install."""
+    try:
+        return fsspec.filesystem(protocol, **options)
+    except (ImportError, ValueError) as exc:
+        # fsspec names the package ("Install s3fs to access S3"); the project's extra installs it.
+        extra = ' (the project\'s s3 extra: pip install -e ".[s3]")' if protocol in ("s3", "s3a") else ""
+        raise DatasetError(f"Cannot open {display_url(protocol, path)}: {exc}{extra}") from exc
+
+
+def file_info(fs: Any, path: str, url: str) -> dict[str, Any] | None:
+    """fsspec's ``info`` of ``path``, None when nothing is there; a failed look-up is ``unreachable(url)``."""
+    try:
+        return fs.info(path)
+    except MISSING:
+        return None
+    except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
+        raise unreachable(url, exc) from exc
+
+
+def read_bytes(fs: Any, path: str, url: str, **open_args: Any) -> bytes | None:
+    """The file's bytes, None when there is none; a failed read is ``unreachable(url)``, so a
+    store out of reach never passes for a missing or a corrupt file."""
+    try:
+        with fs.open(path, **{"mode": "rb", **open_args}) as handle:
+            return handle.read()
+    except MISSING:
+        return None
+    except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
+        raise unreachable(url, exc) from exc
 
 
 def paired_filepaths(paired_with: Iterable[str] | None) -> tuple[PurePosixPath, ...]:
@@ -94,20 +160,35 @@ def paired_filepaths(paired_with: Iterable[str] | None) -> tuple[PurePosixPath, 
     return tuple(PurePosixPath(get_protocol_and_path(p)[1]) for p in paired_with or ())
 
 
-def file_problem(fs: Any, path: str) -> str | None:
-    """Why the file at ``path`` cannot be loaded, or None; cheap checks only."""
-    if not fs.exists(path):
+def file_problem(fs: Any, path: str, url: str) -> str | None:
+    """Why the file at ``path`` cannot be loaded, or None; cheap checks only. A file that
+    cannot be looked up or read is ``unreachable(url)``, not a problem of its version."""
+    info = file_info(fs, path, url)
+    if info is None:
         return "is missing"
-    if not fs.size(path):
+    if info.get("type") == "directory":
+        return "is a folder, not a file"
+    if not info.get("size"):
         return "is empty (0 bytes)"
+    try:
+        return _content_problem(fs, path)
+    except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
+        raise unreachable(url, exc) from exc
+
+
+def _content_problem(fs: Any, path: str) -> str | None:
     if path.endswith(".json"):
-        try:
-            with fs.open(path, "rb") as handle:
+        with fs.open(path, "rb") as handle:
+            try:
                 json.load(handle)
-        except ValueError as exc:
-            return f"is not valid JSON ({exc})"
+            except ValueError as exc:
+                return f"is not valid JSON ({exc})"
     elif path.endswith((".pth", ".pt")):
         with fs.open(path, "rb") as handle:
-            if not zipfile.is_zipfile(handle):
+            # Not zipfile.is_zipfile: it answers False on any OSError, and a connection
+            # error must not pass for a truncated model.
+            try:
+                zipfile.ZipFile(handle).close()
+            except (zipfile.BadZipFile, EOFError, ValueError):
                 return "is truncated or not a PyTorch file"
     return None

@@ -17,6 +17,7 @@ from typing import Any
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path
 
+from leak_detection.datasets.intact_versions import display_url, open_filesystem
 from leak_detection.datasets.remote_copy import RemoteFile, with_tmpdir_hint
 from leak_detection.features.hdf5_layout import BUILD_HINT, LoadOptions, SaveOptions
 from leak_detection.features.lazy_rows import H5Rows
@@ -172,12 +173,9 @@ class MelFeatureStoreDataset(AbstractDataset[MelFeatureStore, MelFeatureStore]):
         else:
             # Messages (and StoreContractHook, which reads _filepath) name the store by
             # its URL, not by the path fsspec uses without the protocol.
-            self._filepath = f"{protocol}://{path}"
-            try:
-                self._fs = fsspec.filesystem(protocol, **deepcopy(credentials or {}), **deepcopy(fs_args or {}))
-            except (ImportError, ValueError) as exc:
-                # fsspec says which package a protocol needs ("Install s3fs to access S3").
-                raise DatasetError(f"MelFeatureStoreDataset cannot reach {self._filepath}: {exc}") from exc
+            self._filepath = display_url(protocol, path)
+            # A missing package (s3fs) is "cannot open", saying what to install: not the network's fault.
+            self._fs = open_filesystem(protocol, path, **deepcopy(credentials or {}), **deepcopy(fs_args or {}))
             self._remote = RemoteFile(self._fs, path, self._filepath)
         self.metadata = metadata
 

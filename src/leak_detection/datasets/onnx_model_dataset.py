@@ -9,22 +9,36 @@ from copy import deepcopy
 from pathlib import PurePosixPath
 from typing import Any
 
-import fsspec
 import onnx
-from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    VersionNotFoundError,
+    get_filepath_str,
+    get_protocol_and_path,
+)
 from kedro_datasets._typing import JSONPreview
 
+from leak_detection.datasets.intact_versions import (
+    ListedVersionsMixin,
+    display_url,
+    file_info,
+    open_filesystem,
+    read_bytes,
+)
 from leak_detection.runs.atomic_files import atomic_path
 
 
-class OnnxModelDataset(AbstractVersionedDataset[bytes, bytes]):
+class OnnxModelDataset(ListedVersionsMixin, AbstractVersionedDataset[bytes, bytes]):
     """A serialised ONNX model (``bytes``), checked with ``onnx.checker`` on save and load.
 
     On the local filesystem the file is written beside the target and renamed into
     place, so a failed save never leaves a partial file there. On other filesystems
-    (``s3://`` needs the ``s3fs`` package) the checked bytes are written in one go: an
-    object store publishes an object only once its upload completes. Bytes that are
-    not a valid ONNX model are refused before anything is written.
+    (``s3://`` needs the ``s3fs`` package) the checked bytes are sent in one call
+    (``pipe_file``): an object store publishes an object only once its upload completes.
+    Bytes that are not a valid ONNX model are refused before anything is written. A
+    store that cannot be reached is a ``DatasetError`` naming its URL, never a missing model.
 
     Examples:
         ```yaml
@@ -74,7 +88,7 @@ class OnnxModelDataset(AbstractVersionedDataset[bytes, bytes]):
         self._protocol = protocol
         if protocol == "file":
             _fs_args.setdefault("auto_mkdir", True)
-        self._fs = fsspec.filesystem(self._protocol, **_credentials, **_fs_args)
+        self._fs = open_filesystem(protocol, path, **_credentials, **_fs_args)
         self.metadata = metadata
 
         super().__init__(
@@ -89,24 +103,25 @@ class OnnxModelDataset(AbstractVersionedDataset[bytes, bytes]):
 
     def load(self) -> bytes:
         path = get_filepath_str(self._get_load_path(), self._protocol)
-        with self._fs.open(path, "rb") as handle:
-            data = handle.read()
-        _check(data, self._url(path))
+        url = display_url(self._protocol, path)
+        data = read_bytes(self._fs, path, url)
+        if data is None:
+            raise DatasetError(f"There is no ONNX model at {url}; export one with `kedro run --pipelines deployment`")
+        _check(data, url)
         return data
 
     def save(self, data: bytes) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
+        url = display_url(self._protocol, path)
         if not isinstance(data, bytes):
-            raise DatasetError(
-                f"OnnxModelDataset at {self._url(path)} saves serialised ONNX bytes, got {type(data).__name__}"
-            )
-        _check(data, self._url(path))
+            raise DatasetError(f"OnnxModelDataset at {url} saves serialised ONNX bytes, got {type(data).__name__}")
+        _check(data, url)
         if self._protocol == "file":
             with atomic_path(path) as tmp, open(tmp, "xb") as handle:
                 handle.write(data)
         else:
-            with self._fs.open(path, "wb") as handle:
-                handle.write(data)
+            # One call, not fs.open: fsspec's file objects flush what they hold even after a failed write.
+            self._fs.pipe_file(path, data)
         self._invalidate_cache()
 
     def preview(self) -> JSONPreview:
@@ -127,9 +142,10 @@ class OnnxModelDataset(AbstractVersionedDataset[bytes, bytes]):
     def _exists(self) -> bool:
         try:
             path = get_filepath_str(self._get_load_path(), self._protocol)
-        except DatasetError:
+        except VersionNotFoundError:
             return False
-        return self._fs.exists(path)
+        # Not fs.exists, which answers False for a store out of reach.
+        return file_info(self._fs, path, display_url(self._protocol, path)) is not None
 
     def _release(self) -> None:
         super()._release()
@@ -138,10 +154,6 @@ class OnnxModelDataset(AbstractVersionedDataset[bytes, bytes]):
     def _invalidate_cache(self) -> None:
         """Invalidate underlying filesystem caches."""
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
-
-    def _url(self, path: str) -> str:
-        # fsspec paths drop the protocol; a message naming a remote file keeps it.
-        return path if self._protocol == "file" or "://" in path else f"{self._protocol}://{path}"
 
 
 def _check(data: bytes, path: str) -> None:

@@ -25,7 +25,16 @@ from leak_detection.audio.recordings import (
     not_regular_reason,
     resolve_inside,
 )
-from leak_detection.audio.remote import inside, is_remote, join_url, kind, list_remote, remote_info
+from leak_detection.audio.remote import (
+    filesystem,
+    inside,
+    is_remote,
+    join_url,
+    kind,
+    list_remote,
+    location,
+    remote_info,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +79,9 @@ class RecordingsDataset(AbstractDataset[None, RecordingCollection]):
     ) -> None:
         """``path`` (and ``manifest``) may be fsspec URLs (``s3://bucket/pipes``, with the ``s3`` extra);
         ``credentials`` and ``fs_args`` are then fsspec's options for that store, as in kedro-datasets."""
-        self._remote = is_remote(str(path))
-        self._path: Path | str = str(path).rstrip("/") if self._remote else Path(path)
-        self._manifest: Path | str | None = (
-            (str(manifest) if is_remote(str(manifest)) else Path(manifest)) if manifest else None
-        )
+        self._path: Path | str = location(path)
+        self._remote = isinstance(self._path, str)
+        self._manifest: Path | str | None = location(manifest) if manifest else None
         self._storage_options = {**(credentials or {}), **(fs_args or {})}
         self.metadata = metadata
 
@@ -163,6 +170,9 @@ class _RemoteFolder:
         self.url = url
         self.storage_options = storage_options
         self.files = {f.file_id: f for f in list_remote(url, storage_options, audio_extensions())}
+        # How a manifest may spell the folder itself: its URL, or its absolute path in the store.
+        folder = filesystem(url, storage_options)[1].strip("/")
+        self._spellings = (join_url(url, ""), f"/{folder}/" if folder else "/")
 
     def default_manifest(self) -> str | None:
         default = join_url(self.url, DEFAULT_MANIFEST_NAME)
@@ -173,9 +183,16 @@ class _RemoteFolder:
         return labels, []
 
     def locate(self, listed_path: str) -> tuple[str, str | None]:
-        fid = inside(listed_path)
+        relative = next(
+            (listed_path[len(s) :] for s in self._spellings if listed_path.startswith(s)),
+            listed_path,
+        )
+        fid = None if is_remote(relative) else inside(relative)
         if fid is None:
-            raise DatasetError(f"path {listed_path!r} is outside the recordings folder {self.url}: refused")
+            raise DatasetError(
+                f"path {listed_path!r} is outside the recordings folder {self.url}: refused; "
+                "list recordings by their path inside it"
+            )
         return fid, None if fid in self.files else f" but missing in {self.url}"
 
     def stat(self, file_id: str) -> tuple[int, int]:
@@ -223,7 +240,10 @@ def _apply_manifest(
     unusable: list[tuple[str, str]] = []
     listed: dict[str, list[tuple[int, str, str]]] = {}
     for line, entry in enumerate(entries, start=2):
-        fid, problem = locate(entry["path"].strip())
+        try:
+            fid, problem = locate(entry["path"].strip())
+        except DatasetError as exc:
+            raise DatasetError(f"recordings manifest {manifest_name} line {line}: {exc}") from exc
         if fid in refused:
             continue
         if problem is not None:

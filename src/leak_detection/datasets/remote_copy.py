@@ -29,6 +29,8 @@ from typing import Any
 import fsspec
 from kedro.io.core import DatasetError
 
+from leak_detection.audio.remote import unreachable
+
 TEMP_PREFIX = "leak-detection-store-"
 # Where filesystems say that an object changed: S3 (ETag, VersionId, LastModified), GCS
 # (generation, updated), Azure (etag, last_modified), local and SFTP (mtime), memory (created).
@@ -85,11 +87,7 @@ class RemoteFile:
         except FileNotFoundError:
             return None
         except Exception as exc:
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-            raise DatasetError(
-                f"Cannot reach the mel feature store at {self.url}: {detail}; "
-                f"check the network, the endpoint and the credentials."
-            ) from exc
+            raise unreachable(self.url, exc, what="the mel feature store at ") from exc
 
     def is_file(self) -> bool:
         """Whether the remote object exists and is a file; a ``DatasetError`` when it

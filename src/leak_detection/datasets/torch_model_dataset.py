@@ -14,7 +14,6 @@ from copy import deepcopy
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import fsspec
 import torch
 from kedro.io.core import (
     AbstractVersionedDataset,
@@ -26,7 +25,14 @@ from kedro.io.core import (
 )
 from kedro_datasets._typing import JSONPreview
 
-from leak_detection.datasets.intact_versions import IntactVersionsMixin, paired_filepaths
+from leak_detection.datasets.intact_versions import (
+    IntactVersionsMixin,
+    display_url,
+    file_info,
+    open_filesystem,
+    paired_filepaths,
+    read_bytes,
+)
 from leak_detection.model.network import non_finite_tensors
 from leak_detection.runs.atomic_files import atomic_path
 
@@ -53,6 +59,9 @@ class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict,
 
     Weights holding a NaN or an infinity are neither saved nor loaded: a model like
     that scores every input NaN, and a NaN model once became the default one.
+
+    A store that cannot be reached (network, endpoint, credentials) is a ``DatasetError``
+    naming the file's URL, from ``exists`` too: never a missing model or version.
 
     Examples:
         Using the [YAML API](https://docs.kedro.org/en/stable/catalog-data/data_catalog_yaml_examples/):
@@ -134,7 +143,7 @@ class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict,
         self._protocol = protocol
         if protocol == "file":
             _fs_args.setdefault("auto_mkdir", True)
-        self._fs = fsspec.filesystem(self._protocol, **_credentials, **_fs_args)
+        self._fs = open_filesystem(protocol, path, **_credentials, **_fs_args)
 
         self.metadata = metadata
 
@@ -163,16 +172,17 @@ class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict,
 
     def load(self) -> StateDict:
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
-        if not self._fs.exists(load_path):
-            raise DatasetError(f"There is no model state_dict at '{load_path}'.")
-
-        with self._fs.open(load_path, **self._fs_open_args_load) as fs_file:
-            try:
-                # weights_only=True always: a model file is data, and unpickling
-                # arbitrary objects from it would run whatever code it names.
-                state_dict = torch.load(fs_file, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise DatasetError(_unreadable_message(load_path, exc)) from exc
+        # Read whole before torch sees it: a failed read is a store out of reach, not a corrupt file.
+        data = read_bytes(self._fs, load_path, display_url(self._protocol, load_path), **self._fs_open_args_load)
+        if data is None:
+            raise DatasetError(f"There is no model state_dict at '{display_url(self._protocol, load_path)}'.")
+        buffer = io.BytesIO(data)
+        try:
+            # weights_only=True always: a model file is data, and unpickling
+            # arbitrary objects from it would run whatever code it names.
+            state_dict = torch.load(buffer, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DatasetError(_unreadable_message(load_path, exc)) from exc
 
         problem = _state_dict_problem(state_dict)
         if problem:
@@ -198,12 +208,12 @@ class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict,
         if self._protocol == "file":
             _save_atomically(state_dict, Path(save_path))
         else:
-            # Serialised before the target is opened: a failing torch.save never
-            # starts an upload that would leave a partial object behind.
+            # Serialised first and sent in one call: a failing torch.save starts no upload, and
+            # fsspec's file objects flush what they hold even when the write fails midway.
             buffer = io.BytesIO()
             torch.save(state_dict, buffer)
-            with self._fs.open(save_path, **self._fs_open_args_save) as fs_file:
-                fs_file.write(buffer.getvalue())
+            upload_args = {k: v for k, v in self._fs_open_args_save.items() if k != "mode"}
+            self._fs.pipe_file(save_path, buffer.getvalue(), **upload_args)
 
         self._invalidate_cache()
 
@@ -218,10 +228,10 @@ class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict,
     def _exists(self) -> bool:
         try:
             load_path = get_filepath_str(self._get_load_path(), self._protocol)
-        except DatasetError:
+        except VersionNotFoundError:
             return False
-
-        return self._fs.exists(load_path)
+        # Not fs.exists, which answers False for a store out of reach.
+        return file_info(self._fs, load_path, display_url(self._protocol, load_path)) is not None
 
     def _get_load_path(self) -> PurePosixPath:
         # Kedro's own messages name neither the missing version nor the ones that
@@ -234,7 +244,8 @@ class TorchModelDataset(IntactVersionsMixin, AbstractVersionedDataset[StateDict,
                 f"yet (no version folders with '{self._filepath.name}' under "
                 f"'{self._filepath}')."
             ) from exc
-        if self._version and not self._fs.exists(get_filepath_str(load_path, self._protocol)):
+        path = get_filepath_str(load_path, self._protocol)
+        if self._version and file_info(self._fs, path, display_url(self._protocol, path)) is None:
             versions = self._existing_versions()
             raise VersionNotFoundError(
                 f"Version '{self.resolve_load_version()}' of the model state_dict "

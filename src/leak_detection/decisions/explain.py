@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import fsspec
 import numpy as np
-import soundfile as sf
 import torch
 from matplotlib.figure import Figure
 
 from leak_detection.audio.front_end import FrontEndConfig, recording_features, to_mono
+from leak_detection.audio.recordings import read_recording
+from leak_detection.audio.remote import location
 from leak_detection.decisions.inference import predict_segments
 from leak_detection.decisions.rules import decide_files, long_rule_scores
 from leak_detection.decisions.split_scores import SplitScores
@@ -41,11 +42,19 @@ class Explanation:
     unfamiliarity: float | None
 
 
-def explain_recording(path: str | Path, state: dict[str, torch.Tensor], model_meta: dict) -> Explanation:
-    """Score one recording (a local path or an fsspec URL) with a saved model exactly as predict would."""
+def explain_recording(
+    path: str | Path,
+    state: dict[str, torch.Tensor],
+    model_meta: dict,
+    storage_options: dict[str, Any] | None = None,
+) -> Explanation:
+    """Score one recording (a local path or an fsspec URL) with a saved model exactly as predict would.
+
+    ``storage_options`` are fsspec's options for a URL (the ``inbox`` catalog entry's credentials
+    and ``fs_args``, as predict reads with); a store out of reach is ``StorageUnreachable``.
+    """
+    samples, rate = read_recording(location(path), storage_options or {})
     meta = ModelMeta.from_dict(model_meta, state)
-    with fsspec.open(str(path), "rb") as handle:
-        samples, rate = sf.read(handle, dtype="float32", always_2d=False)
     features = recording_features(samples, int(rate), FrontEndConfig.from_params(meta.feature_config))
     n_long, n_short, n_mels, n_frames = features.shape
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).reshape(-1, 1, n_mels, n_frames)
