@@ -2,9 +2,11 @@ import os
 import shutil
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pytest
 import soundfile as sf
+from fsspec.implementations.memory import MemoryFileSystem
 from kedro.framework.startup import bootstrap_project
 
 from leak_detection.demo.recordings import generate_demo_recordings
@@ -14,6 +16,20 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def memory_filesystem_as_its_class_defines_it():
+    """fsspec's in-memory filesystem (the tests' stand-in for a bucket) with no method left patched.
+
+    fsspec caches one instance, and undoing ``monkeypatch.setattr(instance, "_open", ...)`` leaves
+    the original bound method on that instance, which shadows a later test's patch of the class:
+    a test injecting a storage failure then saw none when it ran after another.
+    """
+    yield
+    memory = fsspec.filesystem("memory")
+    for name in [n for n in vars(memory) if callable(getattr(MemoryFileSystem, n, None))]:
+        delattr(memory, name)
 
 
 def noise_wav(path, seconds=1.0, rate=4096, seed=0, subtype="PCM_16", channels=1):
