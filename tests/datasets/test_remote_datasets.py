@@ -23,6 +23,7 @@ from leak_detection.datasets import MelFeatureStoreDataset, OnnxModelDataset, To
 from leak_detection.features.hdf5_layout import BUILD_HINT
 from leak_detection.features.lazy_rows import H5Rows
 from tests.conftest import synthetic_store
+from tests.datasets.test_mel_feature_store_dataset import _assert_same_metadata
 
 MEMORY = fsspec.filesystem("memory")
 
@@ -63,13 +64,7 @@ def _copies(folder) -> list[str]:
 
 def _assert_same_store(loaded, original) -> None:
     np.testing.assert_array_equal(np.asarray(loaded.segments_mel), original.segments_mel)
-    np.testing.assert_array_equal(loaded.file_offsets, original.file_offsets)
-    np.testing.assert_array_equal(loaded.labels, original.labels)
-    assert loaded.file_ids == original.file_ids
-    assert loaded.groups == original.groups
-    assert loaded.label_names == original.label_names
-    assert loaded.feature_config == original.feature_config
-    assert loaded.source_fingerprint == original.source_fingerprint
+    _assert_same_metadata(loaded, original)
 
 
 def _float32(url: str, **kwargs) -> MelFeatureStoreDataset:

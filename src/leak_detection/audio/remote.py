@@ -109,7 +109,7 @@ def list_remote(url: str, storage_options: dict[str, Any], extensions: Iterable[
     root = root.rstrip("/")
     wanted = {e.lower() for e in extensions}
     files = []
-    for full, found in _ask(url, lambda: fs.find(root, detail=True), {}).items():
+    for full, found in ask(url, lambda: fs.find(root, detail=True), {}).items():
         relative = full[len(root) :].lstrip("/")
         if found.get("type") == "file" and posixpath.splitext(relative)[1].lower() in wanted:
             files.append(ListedObject(relative, int(found.get("size") or 0), modified_ns(found)))
@@ -127,17 +127,28 @@ def remote_info(url: str, storage_options: dict[str, Any]) -> ListedObject | Non
 def _info(url: str, storage_options: dict[str, Any]) -> dict[str, Any] | None:
     """What the store says of ``url``, or None when nothing is there."""
     fs, path = filesystem(url, storage_options)
-    return _ask(url, lambda: fs.info(path), None)
+    return ask(url, lambda: fs.info(path))
 
 
-def _ask(url: str, question: Callable[[], _T], missing: _T) -> _T:
-    """``question()``'s answer, ``missing`` when nothing is there, the one-line error when the store is out of reach."""
+def ask(
+    url: str,
+    question: Callable[[], _T],
+    missing: _T = None,
+    *,
+    what: str = "",
+    missing_errors: tuple[type[BaseException], ...] = (FileNotFoundError,),
+) -> _T:
+    """``question()``'s answer, ``missing`` when nothing is there, the one-line error when the store is out of reach.
+
+    fsspec's own ``exists``/``isfile``/``isdir`` answer False on any failure; every look-up
+    that must tell "not there" from "could not ask" goes through here instead.
+    """
     try:
         return question()
-    except FileNotFoundError:
+    except missing_errors:
         return missing
     except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
-        raise unreachable(url, exc) from exc
+        raise unreachable(url, exc, what) from exc
 
 
 def join_url(url: str, relative: str) -> str:

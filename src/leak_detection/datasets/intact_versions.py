@@ -24,7 +24,7 @@ from typing import Any
 import fsspec
 from kedro.io.core import DatasetError, VersionNotFoundError, get_filepath_str, get_protocol_and_path
 
-from leak_detection.audio.remote import LOCAL_PROTOCOLS, unreachable
+from leak_detection.audio.remote import LOCAL_PROTOCOLS, ask, unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +38,15 @@ class ListedVersionsMixin:
     ``DatasetError`` naming its URL, never an empty list."""
 
     def _get_versions(self) -> list[str]:
-        try:
+
+        def listed() -> list[str]:
             paths = list(self._glob_function(str(self._get_versioned_path("*"))))
             if not paths:
                 # fsspec's glob answers [] when its listing fails: asking for the folder itself fails loudly.
                 self._fs.info(get_filepath_str(self._filepath, self._protocol))
-        except MISSING:
-            return []
-        except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
-            raise unreachable(self._url(), exc, what="the version folders of ") from exc
+            return paths
+
+        paths = ask(self._url(), listed, [], what="the version folders of ", missing_errors=MISSING)
         # Kedro would keep only the paths for which fs.exists answers True: False for every
         # version of a store out of reach, which would read as "no model trained yet".
         return sorted(paths, reverse=True)
@@ -133,24 +133,18 @@ def open_filesystem(protocol: str, path: str, /, **options: Any) -> fsspec.Abstr
 
 def file_info(fs: Any, path: str, url: str) -> dict[str, Any] | None:
     """fsspec's ``info`` of ``path``, None when nothing is there; a failed look-up is ``unreachable(url)``."""
-    try:
-        return fs.info(path)
-    except MISSING:
-        return None
-    except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
-        raise unreachable(url, exc) from exc
+    return ask(url, lambda: fs.info(path), missing_errors=MISSING)
 
 
 def read_bytes(fs: Any, path: str, url: str, **open_args: Any) -> bytes | None:
     """The file's bytes, None when there is none; a failed read is ``unreachable(url)``, so a
     store out of reach never passes for a missing or a corrupt file."""
-    try:
+
+    def read() -> bytes:
         with fs.open(path, **{"mode": "rb", **open_args}) as handle:
             return handle.read()
-    except MISSING:
-        return None
-    except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
-        raise unreachable(url, exc) from exc
+
+    return ask(url, read, missing_errors=MISSING)
 
 
 def paired_filepaths(paired_with: Iterable[str] | None) -> tuple[PurePosixPath, ...]:
@@ -170,10 +164,8 @@ def file_problem(fs: Any, path: str, url: str) -> str | None:
         return "is a folder, not a file"
     if not info.get("size"):
         return "is empty (0 bytes)"
-    try:
-        return _content_problem(fs, path)
-    except Exception as exc:  # noqa: BLE001 - every store raises its own connection errors
-        raise unreachable(url, exc) from exc
+    # Its info was just read: a file gone now is a failed read like any other.
+    return ask(url, lambda: _content_problem(fs, path), missing_errors=())
 
 
 def _content_problem(fs: Any, path: str) -> str | None:

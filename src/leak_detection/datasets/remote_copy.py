@@ -29,7 +29,7 @@ from typing import Any
 import fsspec
 from kedro.io.core import DatasetError
 
-from leak_detection.audio.remote import unreachable
+from leak_detection.audio.remote import ask
 
 TEMP_PREFIX = "leak-detection-store-"
 # Where filesystems say that an object changed: S3 (ETag, VersionId, LastModified), GCS
@@ -82,12 +82,7 @@ class RemoteFile:
         (network, endpoint, credentials) is a ``DatasetError``, never None."""
         # A listing cached earlier would hide an object replaced or removed since.
         self.fs.invalidate_cache(self.path)
-        try:
-            return self.fs.info(self.path)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            raise unreachable(self.url, exc, what="the mel feature store at ") from exc
+        return ask(self.url, lambda: self.fs.info(self.path), what="the mel feature store at ")
 
     def is_file(self) -> bool:
         """Whether the remote object exists and is a file; a ``DatasetError`` when it
